@@ -1,0 +1,71 @@
+#pragma once
+// tidemark.plan/1: a checkpoint plan, a tree of nodes covering stages [0, L) in order.
+//
+//   save        [begin, end): run normally; autograd keeps what the stages save.
+//               Optional `variant` (e.g. "attention-core") applies to every stage in it.
+//   checkpoint  [begin, end): keep only a_begin; forward without saving; in backward,
+//               recompute the range following `children` (a plan for [begin, end)), then
+//               backpropagate through it.
+//   sequence    [begin, end): `children` in order. The root is always a sequence.
+//
+// In JSON a checkpoint's children are called "inner", a sequence's "children".
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tidemark {
+
+inline constexpr const char* kPlanSchema = "tidemark.plan";
+inline constexpr int kPlanVersion = 1;
+
+enum class NodeOp { Save, Checkpoint, Sequence };
+const char* to_string(NodeOp op);
+
+struct PlanNode {
+  NodeOp op = NodeOp::Save;
+  int begin = 0;
+  int end = 0;
+  std::string variant;            // save only; empty = the stage's plain form
+  std::vector<PlanNode> children; // checkpoint: inner plan; sequence: parts
+
+  static PlanNode save(int begin, int end, std::string variant = {});
+  static PlanNode checkpoint(int begin, int end, std::vector<PlanNode> inner);
+  static PlanNode sequence(int begin, int end, std::vector<PlanNode> children);
+};
+
+struct Prediction {
+  std::uint64_t peak_bytes = 0;
+  double step_ms = 0;
+  double recompute_ms = 0;
+};
+
+struct Plan {
+  std::string solver;
+  std::uint64_t budget_bytes = 0;
+  int layers = 0;           // stage count of the profile it was made from
+  std::string digest;       // that profile's digest
+  std::string model = "gpt";
+  PlanNode root;
+  Prediction predicted;
+  std::uint64_t baseline_peak_bytes = 0;  // the profile's no-checkpoint peak
+  double baseline_step_ms = 0;
+};
+
+// Structural checks: children cover their parent's range in order, no gaps or overlaps,
+// non-empty ranges, variants only on save nodes, root covers [0, stages). Throws
+// FormatError naming `source` and the node.
+void validate_plan_tree(const PlanNode& root, int stages, const std::string& source);
+
+// The save/checkpoint nodes of a sequence in order, nested sequences flattened.
+std::vector<const PlanNode*> flatten_sequence(const PlanNode& node);
+
+// "ckpt[1,5){save} save[5,7)" for logs and tests.
+std::string describe(const PlanNode& node);
+
+Plan plan_from_json(const std::string& text, const std::string& source);
+std::string plan_to_json(const Plan& plan);
+Plan read_plan(const std::string& path);
+void write_plan(const std::string& path, const Plan& plan);
+
+}  // namespace tidemark

@@ -1,0 +1,35 @@
+#pragma once
+// Private to core: ModelConfig <-> JSON, shared by every format that carries a config.
+#include "json_view.hpp"
+#include "tidemark/core/model_config.hpp"
+
+namespace tidemark::detail {
+
+inline json config_to_json(const ModelConfig& c) {
+  return json{{"layers", c.layers},   {"d_model", c.d_model}, {"heads", c.heads},
+              {"seq", c.seq},         {"batch", c.batch},     {"vocab", c.vocab},
+              {"dropout", c.dropout}, {"seed", c.seed},       {"dtype", c.dtype},
+              {"device", c.device}};
+}
+
+inline ModelConfig config_from_json(const JsonView& v) {
+  ModelConfig c;
+  c.layers = v.at("layers").i64();
+  c.d_model = v.at("d_model").i64();
+  c.heads = v.at("heads").i64();
+  c.seq = v.at("seq").i64();
+  c.batch = v.at("batch").i64();
+  c.vocab = v.at("vocab").i64();
+  c.dropout = v.at("dropout").non_negative();
+  if (auto s = v.get("seed")) c.seed = s->u64();
+  c.dtype = v.at("dtype").str();
+  c.device = v.at("device").str();
+  try {
+    c.validate();
+  } catch (const std::exception& e) {
+    v.fail(e.what());
+  }
+  return c;
+}
+
+}  // namespace tidemark::detail

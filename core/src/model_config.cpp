@@ -1,0 +1,61 @@
+#include "tidemark/core/model_config.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "tidemark/core/error.hpp"
+
+namespace tidemark {
+
+void ModelConfig::validate() const {
+  auto positive = [](std::int64_t v, const char* flag) {
+    if (v <= 0) throw UserError(fmt::format("{} must be a positive integer, got {}", flag, v));
+  };
+  positive(layers, "--layers");
+  positive(d_model, "--d-model");
+  positive(heads, "--heads");
+  positive(seq, "--seq");
+  positive(batch, "--batch");
+  positive(vocab, "--vocab");
+  if (d_model % heads != 0) {
+    throw UserError(fmt::format("--heads {} does not divide --d-model {}; pick heads so that "
+                                "d_model / heads is a whole head size",
+                                heads, d_model));
+  }
+  if (layers > 4096 || d_model > 65536 || seq > 1 << 20 || batch > 1 << 20 || vocab > 1 << 24) {
+    throw UserError("model size is out of range (layers <= 4096, d_model <= 65536)");
+  }
+  if (!(dropout >= 0.0 && dropout < 1.0)) {
+    throw UserError(fmt::format("--dropout must be in [0, 1), got {}", dropout));
+  }
+  if (dtype != "float32" && dtype != "bfloat16") {
+    throw UserError(fmt::format("--dtype '{}' is not supported; use float32 or bfloat16", dtype));
+  }
+  if (device != "cpu" && device != "cuda") {
+    throw UserError(fmt::format("--device '{}' is not supported; use cpu or cuda", device));
+  }
+}
+
+std::string ModelConfig::digest() const {
+  // Dropout enters only as on/off: masks exist or not, their size does not depend on p.
+  return fnv1a_hex(fmt::format("gpt;layers={};d_model={};heads={};seq={};batch={};vocab={};"
+                               "dropout={};dtype={};device={}",
+                               layers, d_model, heads, seq, batch, vocab, dropout > 0 ? 1 : 0,
+                               dtype, device));
+}
+
+std::string ModelConfig::describe() const {
+  return fmt::format("{} layers, d_model {}, {} heads, seq {}, batch {}, vocab {}, dropout {:g}, {} on {}",
+                     layers, d_model, heads, seq, batch, vocab, dropout, dtype, device);
+}
+
+std::string fnv1a_hex(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+}  // namespace tidemark

@@ -1,0 +1,156 @@
+#include "tidemark/core/profile.hpp"
+
+#include <fmt/format.h>
+
+#include "config_json.hpp"
+#include "tidemark/core/files.hpp"
+
+namespace tidemark {
+
+using detail::json;
+using detail::JsonView;
+
+double ChainProfile::fixed_ms() const {
+  double staged = 0;
+  for (const auto& l : layers) staged += l.forward_ms + l.backward_ms;
+  return step_ms > staged ? step_ms - staged : 0.0;
+}
+
+namespace {
+
+json variant_to_json(const StageVariant& v) {
+  return json{{"name", v.name},
+              {"saved_bytes", v.saved_bytes},
+              {"forward_peak_bytes", v.forward_peak_bytes},
+              {"backward_peak_bytes", v.backward_peak_bytes},
+              {"forward_ms", v.forward_ms},
+              {"backward_ms", v.backward_ms}};
+}
+
+StageVariant variant_from_json(const JsonView& v) {
+  StageVariant out;
+  out.name = v.at("name").str();
+  if (out.name.empty()) v.at("name").fail("variant name is empty");
+  out.saved_bytes = v.at("saved_bytes").u64();
+  out.forward_peak_bytes = v.at("forward_peak_bytes").u64();
+  out.backward_peak_bytes = v.at("backward_peak_bytes").u64();
+  out.forward_ms = v.at("forward_ms").non_negative();
+  out.backward_ms = v.at("backward_ms").non_negative();
+  return out;
+}
+
+}  // namespace
+
+std::string profile_to_json(const ChainProfile& p) {
+  json doc = detail::document_header(kProfileSchema, kProfileVersion);
+  doc["model"] = p.model;
+  if (p.model == "gpt") doc["config"] = detail::config_to_json(p.config);
+  doc["digest"] = p.digest;
+  doc["dtype"] = p.config.dtype;
+  doc["device"] = p.config.device;
+  doc["torch_version"] = p.torch_version;
+  doc["warmup"] = p.warmup;
+  doc["iters"] = p.iters;
+  doc["static_bytes"] = json{{"parameters", p.static_bytes.parameters},
+                             {"gradients", p.static_bytes.gradients},
+                             {"optimizer_state", p.static_bytes.optimizer_state},
+                             {"inputs", p.static_bytes.inputs},
+                             {"other", p.static_bytes.other},
+                             {"resident", p.static_bytes.resident()}};
+  doc["peak_bytes"] = p.peak_bytes;
+  doc["step_ms"] = p.step_ms;
+  doc["optimizer_peak_bytes"] = p.optimizer_peak_bytes;
+  doc["optimizer_ms"] = p.optimizer_ms;
+  json layers = json::array();
+  for (const auto& l : p.layers) {
+    json j{{"name", l.name},
+           {"kind", l.kind},
+           {"input_bytes", l.input_bytes},
+           {"output_bytes", l.output_bytes},
+           {"saved_bytes", l.saved_bytes},
+           {"param_bytes", l.param_bytes},
+           {"input_requires_grad", l.input_requires_grad},
+           {"forward_peak_bytes", l.forward_peak_bytes},
+           {"forward_nograd_peak_bytes", l.forward_nograd_peak_bytes},
+           {"backward_peak_bytes", l.backward_peak_bytes},
+           {"forward_ms", l.forward_ms},
+           {"forward_nograd_ms", l.forward_nograd_ms},
+           {"backward_ms", l.backward_ms}};
+    if (!l.variants.empty()) {
+      json vs = json::array();
+      for (const auto& v : l.variants) vs.push_back(variant_to_json(v));
+      j["variants"] = std::move(vs);
+    }
+    layers.push_back(std::move(j));
+  }
+  doc["layers"] = std::move(layers);
+  return doc.dump(1) + "\n";
+}
+
+ChainProfile profile_from_json(const std::string& text, const std::string& source) {
+  json doc = detail::parse_document(text, source, kProfileSchema, kProfileVersion);
+  JsonView root(doc, "", source);
+  ChainProfile p;
+  if (auto m = root.get("model")) p.model = m->str();
+  p.digest = root.at("digest").str();
+  if (p.model == "gpt") {
+    p.config = detail::config_from_json(root.at("config"));
+    if (p.digest != p.config.digest()) {
+      root.at("digest").fail(fmt::format("does not match the config (expected {}); the file was "
+                                         "edited or made by another tidemark",
+                                         p.config.digest()));
+    }
+  }
+  if (auto t = root.get("torch_version")) p.torch_version = t->str();
+  if (auto w = root.get("warmup")) p.warmup = static_cast<int>(w->i64());
+  if (auto i = root.get("iters")) p.iters = static_cast<int>(i->i64());
+  JsonView sb = root.at("static_bytes");
+  p.static_bytes.parameters = sb.at("parameters").u64();
+  p.static_bytes.gradients = sb.at("gradients").u64();
+  p.static_bytes.optimizer_state = sb.at("optimizer_state").u64();
+  p.static_bytes.inputs = sb.at("inputs").u64();
+  if (auto o = sb.get("other")) p.static_bytes.other = o->u64();
+  p.peak_bytes = root.at("peak_bytes").u64();
+  if (p.peak_bytes == 0) root.at("peak_bytes").fail("must be positive");
+  p.step_ms = root.at("step_ms").non_negative();
+  p.optimizer_peak_bytes = root.at("optimizer_peak_bytes").u64();
+  p.optimizer_ms = root.at("optimizer_ms").non_negative();
+  auto layers = root.items("layers");
+  if (layers.empty()) root.at("layers").fail("has zero stages; a profile needs at least one");
+  for (const auto& l : layers) {
+    StageProfile s;
+    s.name = l.at("name").str();
+    s.kind = l.at("kind").str();
+    s.input_bytes = l.at("input_bytes").u64();
+    s.output_bytes = l.at("output_bytes").u64();
+    s.saved_bytes = l.at("saved_bytes").u64();
+    s.param_bytes = l.at("param_bytes").u64();
+    if (auto r = l.get("input_requires_grad")) s.input_requires_grad = r->boolean();
+    s.forward_peak_bytes = l.at("forward_peak_bytes").u64();
+    s.forward_nograd_peak_bytes = l.at("forward_nograd_peak_bytes").u64();
+    s.backward_peak_bytes = l.at("backward_peak_bytes").u64();
+    s.forward_ms = l.at("forward_ms").non_negative();
+    s.forward_nograd_ms = l.at("forward_nograd_ms").non_negative();
+    s.backward_ms = l.at("backward_ms").non_negative();
+    if (auto vs = l.get("variants")) {
+      for (const auto& v : vs->items()) s.variants.push_back(variant_from_json(v));
+    }
+    p.layers.push_back(std::move(s));
+  }
+  if (p.model == "gpt" && static_cast<std::int64_t>(p.layers.size()) != p.config.stages()) {
+    root.at("layers").fail(fmt::format("has {} stages but config.layers {} means {} (embedding, "
+                                       "blocks, head)",
+                                       p.layers.size(), p.config.layers, p.config.stages()));
+  }
+  return p;
+}
+
+ChainProfile read_profile(const std::string& path) {
+  return profile_from_json(read_text_file(path, "profile"), path);
+}
+
+void write_profile(const std::string& path, const ChainProfile& profile) {
+  write_file_atomic(path, profile_to_json(profile), "profile");
+}
+
+}  // namespace tidemark

@@ -1,0 +1,62 @@
+#pragma once
+// The chain cost model the planner solves on, built from a tidemark.profile/1.
+//
+// Stage k maps activation a_k to a_{k+1}. Bytes and times per stage (see profile.hpp for
+// how they are measured). The input of stage 0 (token ids) belongs to the batch and is
+// counted in `resident`; for k > 0, a_k is the output of stage k-1, so x(k) == y(k-1).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tidemark/core/profile.hpp"
+
+namespace tidemark::planner {
+
+struct VariantCost {
+  std::string name;  // "" is the stage's plain form (save everything)
+  std::uint64_t saved = 0;         // s
+  std::uint64_t forward_peak = 0;  // f
+  std::uint64_t backward_peak = 0; // b
+  double forward_ms = 0;
+  double backward_ms = 0;
+};
+
+struct StageCost {
+  std::string name;
+  std::string kind;
+  std::uint64_t input = 0;  // bytes of a_k as profiled; only stage 0's is used (its gradient)
+  std::uint64_t out = 0;    // y: bytes of a_{k+1} (and of its gradient)
+  std::uint64_t param = 0;  // p: parameter-gradient bytes allocated by this stage's backward
+  bool input_grad = true;   // backward produces a gradient for a_k (bytes x(k))
+  std::uint64_t nograd_peak = 0;  // fn: forward without autograd recording
+  double nograd_ms = 0;
+  std::vector<VariantCost> variants;  // [0] is the plain form; others from the profile
+
+  const VariantCost& plain() const { return variants.front(); }
+};
+
+struct Chain {
+  std::vector<StageCost> stages;
+  std::uint64_t resident = 0;        // live bytes when a step starts
+  std::uint64_t optimizer_peak = 0;  // above live bytes when the optimizer step starts
+  double fixed_ms = 0;               // step time outside stage forward/backward
+  std::uint64_t measured_peak = 0;   // the profile's no-checkpoint peak (0 if unknown)
+  double measured_step_ms = 0;
+
+  int size() const { return static_cast<int>(stages.size()); }
+  // Input bytes of stage k: 0 for stage 0 (part of `resident`), else out of stage k-1.
+  std::uint64_t in(int k) const { return k == 0 ? 0 : stages[k - 1].out; }
+  // Bytes of the gradient stage k's backward produces for its input (0 if none).
+  std::uint64_t grad_in(int k) const {
+    if (!stages[k].input_grad) return 0;
+    return k == 0 ? stages[0].input : stages[k - 1].out;
+  }
+  // Index of `variant` in stage k, or -1.
+  int variant_index(int k, const std::string& variant) const;
+  // Stages whose kind is "block"; every stage if none is.
+  std::vector<int> block_stages() const;
+};
+
+Chain chain_from_profile(const ChainProfile& profile);
+
+}  // namespace tidemark::planner

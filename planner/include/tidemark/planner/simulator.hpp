@@ -1,0 +1,41 @@
+#pragma once
+// Peak live bytes and step time of any plan tree, executed exactly as the runtime does.
+// Every solver's `predicted` block comes from here, never from the solver's own arithmetic.
+//
+// Note [execution model]
+// A list of nodes over [i, j) runs its forward in order, then (after everything later in
+// the chain has run forward and backward) its backward in reverse order.
+//  - save k: forward records autograd state: peak L + f, then L += y + s. Backward: peak
+//    L + b, then L += (gradient of a_k if input_grad) + p - s - (gradient of a_{k+1}, unless
+//    held) - (a_k, unless held).
+//  - checkpoint [c, d): forward without recording, stage by stage: peak L + fn, L += y, and
+//    a_t (c < t) is freed once stage t ran; a_c is held by the checkpoint. Backward: the
+//    incoming gradient of a_d stays referenced for the whole segment (it is the argument of
+//    the checkpoint's backward); the inner list runs forward with recording, its output is
+//    dropped (only its graph is needed), then its backward runs with a_c and the gradient
+//    of a_d held; finally the checkpoint releases both (unless an enclosing checkpoint
+//    holds the same tensors).
+//  - top level: the gradient of the final output is counted from the start of the step,
+//    the final output (the loss) is kept by the caller, and after backward the optimizer
+//    step peaks at L + optimizer_peak.
+#include <cstdint>
+
+#include "tidemark/core/plan.hpp"
+#include "tidemark/planner/chain.hpp"
+
+namespace tidemark::planner {
+
+struct Simulation {
+  std::uint64_t peak_bytes = 0;
+  double step_ms = 0;
+  double recompute_ms = 0;       // forward time spent recomputing during backward
+  std::uint64_t end_bytes = 0;   // live bytes after the optimizer step
+};
+
+// Throws FormatError when the plan does not fit the chain (ranges, unknown variant).
+Simulation simulate(const Chain& chain, const PlanNode& root);
+
+// `simulate` packaged as the plan's prediction.
+Prediction predict(const Chain& chain, const PlanNode& root);
+
+}  // namespace tidemark::planner

@@ -1,0 +1,55 @@
+#include "tidemark/planner/chain.hpp"
+
+namespace tidemark::planner {
+
+int Chain::variant_index(int k, const std::string& variant) const {
+  const auto& vs = stages[k].variants;
+  for (size_t i = 0; i < vs.size(); ++i) {
+    if (vs[i].name == variant) return static_cast<int>(i);
+  }
+  // The plain form may be named explicitly.
+  if (variant == "full" || variant == "save") return 0;
+  return -1;
+}
+
+std::vector<int> Chain::block_stages() const {
+  std::vector<int> out;
+  for (int k = 0; k < size(); ++k) {
+    if (stages[k].kind == "block") out.push_back(k);
+  }
+  if (out.empty()) {
+    for (int k = 0; k < size(); ++k) out.push_back(k);
+  }
+  return out;
+}
+
+Chain chain_from_profile(const ChainProfile& p) {
+  Chain c;
+  c.resident = p.static_bytes.resident();
+  c.optimizer_peak = p.optimizer_peak_bytes;
+  c.fixed_ms = p.fixed_ms();
+  c.measured_peak = p.peak_bytes;
+  c.measured_step_ms = p.step_ms;
+  for (const auto& l : p.layers) {
+    StageCost s;
+    s.name = l.name;
+    s.kind = l.kind;
+    s.input = l.input_bytes;
+    s.out = l.output_bytes;
+    s.param = l.param_bytes;
+    s.input_grad = l.input_requires_grad;
+    s.nograd_peak = l.forward_nograd_peak_bytes;
+    s.nograd_ms = l.forward_nograd_ms;
+    s.variants.push_back(VariantCost{"", l.saved_bytes, l.forward_peak_bytes, l.backward_peak_bytes,
+                                     l.forward_ms, l.backward_ms});
+    for (const auto& v : l.variants) {
+      if (v.name == "full") continue;  // the plain form, already variants[0]
+      s.variants.push_back(VariantCost{v.name, v.saved_bytes, v.forward_peak_bytes,
+                                       v.backward_peak_bytes, v.forward_ms, v.backward_ms});
+    }
+    c.stages.push_back(std::move(s));
+  }
+  return c;
+}
+
+}  // namespace tidemark::planner

@@ -1,0 +1,153 @@
+#include <nlohmann/json.hpp>
+
+#include "catch.hpp"
+#include "common/fixtures.hpp"
+#include "tidemark/core/error.hpp"
+#include "tidemark/core/plan.hpp"
+#include "tidemark/core/profile.hpp"
+#include "tidemark/core/report.hpp"
+#include "tidemark/core/trace.hpp"
+
+using namespace tidemark;
+using nlohmann::json;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const FormatError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("profile round-trips through JSON", "[core]") {
+  ChainProfile p = testing::make_profile(3);
+  p.layers[2].variants.push_back(StageVariant{"attention-core", 123, 456, 789, 1.5, 2.5});
+  ChainProfile q = profile_from_json(profile_to_json(p), "p.json");
+  REQUIRE(q.layers.size() == 5);
+  CHECK(q.layers[1].saved_bytes == p.layers[1].saved_bytes);
+  CHECK(q.layers[0].input_requires_grad == false);
+  CHECK(q.static_bytes.resident() == p.static_bytes.resident());
+  CHECK(q.layers[2].variants.at(0).name == "attention-core");
+  CHECK(q.layers[2].variants.at(0).backward_ms == 2.5);
+  CHECK(q.digest == p.config.digest());
+}
+
+TEST_CASE("profile reader names the file and field of bad input", "[core]") {
+  ChainProfile p = testing::make_profile(2);
+  json doc = json::parse(profile_to_json(p));
+
+  json neg = doc;
+  neg["layers"][1]["saved_bytes"] = -5;
+  std::string e = error_of([&] { profile_from_json(neg.dump(), "p.json"); });
+  CHECK(contains(e, "p.json"));
+  CHECK(contains(e, "layers[1].saved_bytes"));
+
+  json nan = doc;
+  nan["layers"][0]["forward_ms"] = "NaN";
+  CHECK(contains(error_of([&] { profile_from_json(nan.dump(), "p.json"); }), "layers[0].forward_ms"));
+
+  json ver = doc;
+  ver["version"] = 2;
+  CHECK(contains(error_of([&] { profile_from_json(ver.dump(), "p.json"); }), "version 2"));
+
+  json schema = doc;
+  schema["schema"] = "tidemark.report";
+  CHECK(contains(error_of([&] { profile_from_json(schema.dump(), "p.json"); }), "tidemark.report"));
+
+  json empty = doc;
+  empty["layers"] = json::array();
+  CHECK(contains(error_of([&] { profile_from_json(empty.dump(), "p.json"); }), "zero stages"));
+
+  json stages = doc;
+  stages["layers"].erase(1);
+  CHECK(contains(error_of([&] { profile_from_json(stages.dump(), "p.json"); }), "stages"));
+
+  CHECK(contains(error_of([&] { profile_from_json("{\"schema\": ", "p.json"); }), "not valid JSON"));
+  CHECK(contains(error_of([&] { profile_from_json("[1,2]", "p.json"); }), "p.json"));
+  CHECK_THROWS_AS(read_profile("/nonexistent/p.json"), UserError);
+}
+
+TEST_CASE("plan round-trips and its tree is validated", "[core]") {
+  Plan p;
+  p.solver = "optimal";
+  p.budget_bytes = 1000;
+  p.layers = 5;
+  p.digest = "abc";
+  p.root = PlanNode::sequence(0, 5, {PlanNode::save(0, 1),
+                                     PlanNode::checkpoint(1, 4, {PlanNode::save(1, 2, "attention-core"),
+                                                                 PlanNode::checkpoint(2, 4, {PlanNode::save(2, 4)})}),
+                                     PlanNode::save(4, 5)});
+  p.predicted = Prediction{900, 12.5, 2.0};
+  Plan q = plan_from_json(plan_to_json(p), "plan.json");
+  CHECK(describe(q.root) == describe(p.root));
+  CHECK(q.predicted.peak_bytes == 900);
+
+  json doc = json::parse(plan_to_json(p));
+  json gap = doc;
+  gap["root"]["children"][1]["begin"] = 2;
+  CHECK(contains(error_of([&] { plan_from_json(gap.dump(), "plan.json"); }), "gap"));
+  json overlap = doc;
+  overlap["root"]["children"][2]["begin"] = 3;
+  CHECK(contains(error_of([&] { plan_from_json(overlap.dump(), "plan.json"); }), "overlap"));
+  json short_root = doc;
+  short_root["profile"]["layers"] = 6;
+  CHECK(contains(error_of([&] { plan_from_json(short_root.dump(), "plan.json"); }), "6 stages"));
+  json bad_op = doc;
+  bad_op["root"]["children"][0]["op"] = "teleport";
+  CHECK(contains(error_of([&] { plan_from_json(bad_op.dump(), "plan.json"); }), "teleport"));
+}
+
+TEST_CASE("trace and report round-trip and chrome export has spans and counters", "[core]") {
+  Trace t;
+  t.mode = "plan";
+  t.budget_bytes = 5000;
+  t.stages = {{"embedding", "embedding", "save", 10}, {"block.0", "block", "checkpoint", 20}};
+  t.spans = {{0, Phase::Forward, 0, 0, 10}, {1, Phase::Recompute, 0, 20, 30}};
+  t.steps = {{0, 0, 40, 4000}};
+  t.memory.push(0, {1, 2, 3, 4, 5, 6});
+  t.memory.push(5, {1, 2, 3, 4, 50, 6});
+  Trace u = trace_from_json(trace_to_json(t), "t.json");
+  CHECK(u.memory.total.at(1) == 66);
+  CHECK(u.spans.at(1).phase == Phase::Recompute);
+  CHECK(*u.budget_bytes == 5000);
+  json chrome = json::parse(trace_to_chrome_json(u));
+  int x = 0, c = 0;
+  for (const auto& e : chrome["traceEvents"]) {
+    x += e["ph"] == "X";
+    c += e["ph"] == "C";
+  }
+  CHECK(x == 3);  // two spans and one step
+  CHECK(c == 2);
+
+  json bad = json::parse(trace_to_json(t));
+  bad["spans"][0]["stage"] = 7;
+  CHECK(contains(error_of([&] { trace_from_json(bad.dump(), "t.json"); }), "spans[0].stage"));
+  json ragged = json::parse(trace_to_json(t));
+  ragged["memory"]["activation"].erase(0);
+  CHECK(contains(error_of([&] { trace_from_json(ragged.dump(), "t.json"); }), "memory.activation"));
+
+  Report r;
+  r.steps = 2;
+  r.losses = {5.5, 5.0};
+  r.final_loss = 5.0;
+  r.peak_bytes = 123;
+  r.step_ms_median = 7;
+  r.predicted = Prediction{120, 7.5, 1};
+  Report s = report_from_json(report_to_json(r), "r.json");
+  CHECK(s.losses == r.losses);
+  CHECK(s.predicted->peak_bytes == 120);
+  CHECK(contains(error_of([&] { report_from_json(trace_to_json(t), "r.json"); }), "tidemark.trace"));
+}
+
+TEST_CASE("median", "[core]") {
+  CHECK(median({}) == 0);
+  CHECK(median({3, 1, 2}) == 2);
+  CHECK(median({4, 1, 3, 2}) == 2.5);
+}

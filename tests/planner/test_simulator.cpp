@@ -1,0 +1,70 @@
+#include "catch.hpp"
+#include "common/fixtures.hpp"
+#include "tidemark/core/error.hpp"
+#include "tidemark/planner/simulator.hpp"
+
+using namespace tidemark;
+using namespace tidemark::planner;
+
+namespace {
+
+PlanNode no_checkpoint(int n) { return PlanNode::sequence(0, n, {PlanNode::save(0, n)}); }
+
+// Checkpoint every block alone, Hugging Face style.
+PlanNode uniform(const Chain& c) {
+  std::vector<PlanNode> parts;
+  for (int k = 0; k < c.size(); ++k) {
+    if (c.stages[k].kind == "block") {
+      parts.push_back(PlanNode::checkpoint(k, k + 1, {PlanNode::save(k, k + 1)}));
+    } else {
+      parts.push_back(PlanNode::save(k, k + 1));
+    }
+  }
+  return PlanNode::sequence(0, c.size(), std::move(parts));
+}
+
+}  // namespace
+
+TEST_CASE("simulating no checkpointing keeps every activation until backward", "[planner]") {
+  Chain c = chain_from_profile(testing::make_profile(4));
+  Simulation s = simulate(c, no_checkpoint(c.size()));
+  std::uint64_t retained = 0;
+  for (const auto& st : c.stages) retained += st.out + st.plain().saved;
+  // The forward of the head ends with everything retained; backward of the head starts there.
+  const auto& head = c.stages.back();
+  std::uint64_t at_head_backward = c.resident + head.out + retained;
+  CHECK(s.peak_bytes >= at_head_backward);
+  double t = c.fixed_ms;
+  for (const auto& st : c.stages) t += st.plain().forward_ms + st.plain().backward_ms;
+  CHECK(s.step_ms == Approx(t));
+  CHECK(s.recompute_ms == 0);
+  // Everything but parameter gradients (and the kept loss) is freed by the end.
+  std::uint64_t grads = 0;
+  for (const auto& st : c.stages) grads += st.param;
+  CHECK(s.end_bytes == c.resident + grads + head.out);
+}
+
+TEST_CASE("uniform checkpointing lowers the peak and pays one extra forward per block", "[planner]") {
+  Chain c = chain_from_profile(testing::make_profile(6));
+  Simulation none = simulate(c, no_checkpoint(c.size()));
+  Simulation uni = simulate(c, uniform(c));
+  CHECK(uni.peak_bytes < none.peak_bytes);
+  double extra = 0;
+  for (const auto& st : c.stages) {
+    if (st.kind == "block") extra += st.nograd_ms;
+  }
+  CHECK(uni.step_ms == Approx(none.step_ms + extra));
+  CHECK(uni.recompute_ms == Approx([&] {
+          double r = 0;
+          for (const auto& st : c.stages)
+            if (st.kind == "block") r += st.plain().forward_ms;
+          return r;
+        }()));
+  CHECK(uni.end_bytes == none.end_bytes);
+}
+
+TEST_CASE("simulator refuses plans that do not fit the chain", "[planner]") {
+  Chain c = chain_from_profile(testing::make_profile(2));
+  CHECK_THROWS_AS(simulate(c, PlanNode::sequence(0, 3, {PlanNode::save(0, 3)})), FormatError);
+  CHECK_THROWS_AS(simulate(c, PlanNode::sequence(0, 4, {PlanNode::save(0, 4, "nonesuch")})), FormatError);
+}
