@@ -1,8 +1,61 @@
-#include <CLI/CLI.hpp>
+// tidemark: find the memory high-water mark of a LibTorch training step and lower it.
+#include <cstdio>
+#include <exception>
 #include <fmt/format.h>
 
+#include "cli_config.hpp"
+#include "commands.hpp"
+#include "tidemark/core/error.hpp"
+
+namespace {
+
+constexpr const char* kDescription = R"(tidemark profiles the memory of a LibTorch training step and lowers its
+high-water mark with the fastest checkpoint (recompute) plan for a memory budget.
+
+  tidemark profile -o profile.json               measure per-stage memory and time
+  tidemark plan profile.json --budget 0.5 -o plan.json
+                                                 fastest plan whose peak fits the budget
+  tidemark train --plan plan.json --report r.json
+                                                 train with it; peak stays under budget
+  tidemark view trace.json                       look at the memory timeline
+
+Run 'tidemark <command> --help' for the flags of each command.)";
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"tidemark"};
-  CLI11_PARSE(app, argc, argv);
+  CLI::App app{kDescription, "tidemark"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tidemark " TIDEMARK_VERSION);
+  tidemark::cli::add_plan_command(app);
+  tidemark::cli::add_export_command(app);
+#if TIDEMARK_HAVE_TORCH
+  tidemark::cli::add_profile_command(app);
+  tidemark::cli::add_train_command(app);
+#endif
+#if TIDEMARK_HAVE_VIEWER
+  tidemark::cli::add_view_command(app);
+#endif
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (what.empty()) what = e.get_name();
+    std::fprintf(stderr, "error: %s\n(run 'tidemark --help' or 'tidemark <command> --help')\n",
+                 what.c_str());
+    return 2;
+  } catch (const tidemark::UserError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "internal error: %s\n(this is a bug in tidemark; please report it)\n", e.what());
+    return 1;
+  }
   return 0;
 }
