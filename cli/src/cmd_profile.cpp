@@ -1,0 +1,4 @@
+#include "commands.hpp"
+namespace tidemark::cli {
+void add_profile_command(CLI::App&) {}
+}  // namespace tidemark::cli

@@ -1,0 +1,153 @@
+// tidemark train [model flags] [--plan plan.json | --gradient-checkpointing] [--steps N]
+//                [--report r.json] [--trace t.json] [--data FILE]
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <torch/version.h>
+
+#include "commands.hpp"
+#include "model_flags.hpp"
+#include "progress.hpp"
+#include "tidemark/core/bytes.hpp"
+#include "tidemark/core/error.hpp"
+#include "tidemark/core/files.hpp"
+#include "tidemark/core/plan.hpp"
+#include "tidemark/core/report.hpp"
+#include "tidemark/runtime/checkpoint.hpp"
+#include "tidemark/runtime/trainer.hpp"
+
+namespace tidemark::cli {
+namespace {
+
+struct TrainArgs {
+  ModelConfig model;
+  int steps = 20;
+  double lr = 1e-3;
+  std::string plan_path;
+  bool gradient_checkpointing = false;
+  std::vector<std::string> gc_options;
+  std::string report_path;
+  std::string trace_path;
+  std::string data_path;
+  bool quiet = false;
+};
+
+std::map<std::string, std::string> parse_kwargs(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> out;
+  for (const auto& item : items) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw UserError(fmt::format("--gc-option '{}' is not key=value (e.g. preserve_rng_state=false)", item));
+    }
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
+void run_train(const TrainArgs& a) {
+  a.model.validate();
+  if (a.steps <= 0) throw UserError(fmt::format("--steps must be a positive integer, got {}", a.steps));
+  if (!a.report_path.empty()) check_writable(a.report_path, "--report");
+  if (!a.trace_path.empty()) check_writable(a.trace_path, "--trace");
+  if (!a.gc_options.empty() && !a.gradient_checkpointing) {
+    throw UserError("--gc-option needs --gradient-checkpointing");
+  }
+
+  runtime::TrainingConfig cfg;
+  cfg.model = a.model;
+  cfg.steps = a.steps;
+  cfg.learning_rate = a.lr;
+  cfg.data_path = a.data_path;
+  cfg.gradient_checkpointing = a.gradient_checkpointing;
+  if (a.gradient_checkpointing) {
+    cfg.gradient_checkpointing_kwargs = runtime::CheckpointOptions::from_kwargs(parse_kwargs(a.gc_options));
+  }
+  std::optional<Plan> plan;
+  if (!a.plan_path.empty()) {
+    plan = read_plan(a.plan_path);
+    cfg.plan = plan->root;
+  }
+  runtime::Trainer trainer(cfg);
+  if (plan) runtime::check_plan_matches(*plan, *trainer.model(), a.plan_path);
+
+  const std::string mode = plan ? "plan" : (a.gradient_checkpointing ? "uniform" : "none");
+  if (!a.quiet) {
+    fmt::print(stderr, "training {} ({} parameters) on {}, checkpointing: {}\n",
+               a.model.describe(), trainer.model()->parameter_count(), trainer.data().source(),
+               plan ? fmt::format("plan {} ({})", a.plan_path, plan->solver)
+                    : (a.gradient_checkpointing ? "every block (Hugging Face style)" : "none"));
+  }
+  Progress progress("train", a.steps, a.quiet);
+  const std::uint64_t recomputes_before = runtime::recompute_count();
+  Report r;
+  r.command = "train";
+  r.mode = mode;
+  r.config = a.model;
+  r.torch_version = TORCH_VERSION;
+  r.threads = at::get_num_threads();
+  std::uint64_t peak = 0;
+  trainer.train([&](const runtime::StepStats& s) {
+    r.losses.push_back(s.loss);
+    r.step_ms.push_back(s.ms);
+    r.step_peak_bytes.push_back(static_cast<std::uint64_t>(s.peak_bytes));
+    peak = std::max<std::uint64_t>(peak, static_cast<std::uint64_t>(s.peak_bytes));
+    std::string status = fmt::format("loss {:.4f}  {:.0f} ms/step  peak {}", s.loss, s.ms,
+                                     format_bytes(static_cast<std::uint64_t>(s.peak_bytes)));
+    if (plan && plan->budget_bytes) status += fmt::format(" / budget {}", format_bytes(plan->budget_bytes));
+    progress.update(s.step + 1, status);
+  });
+  r.steps = a.steps;
+  r.final_loss = r.losses.back();
+  r.peak_bytes = peak;
+  r.step_ms_median = median(r.step_ms);
+  r.recomputes = runtime::recompute_count() - recomputes_before;
+  if (plan) {
+    r.solver = plan->solver;
+    r.budget_bytes = plan->budget_bytes;
+    r.predicted = plan->predicted;
+  }
+  if (!a.quiet) {
+    fmt::print("loss {:.4f} -> {:.4f} over {} steps; peak {}; median step {:.1f} ms", r.losses.front(),
+               r.final_loss, r.steps, format_bytes(r.peak_bytes), r.step_ms_median);
+    if (plan) {
+      fmt::print("\npredicted peak {} (measured {:+.1f}%), predicted step {:.1f} ms (measured {:+.1f}%); budget {}",
+                 format_bytes(plan->predicted.peak_bytes),
+                 100.0 * (static_cast<double>(r.peak_bytes) - plan->predicted.peak_bytes) /
+                     std::max<double>(1.0, plan->predicted.peak_bytes),
+                 plan->predicted.step_ms,
+                 100.0 * (r.step_ms_median - plan->predicted.step_ms) / std::max(1e-9, plan->predicted.step_ms),
+                 format_bytes(plan->budget_bytes));
+    }
+    fmt::print("\n");
+  }
+  if (!a.report_path.empty()) write_report(a.report_path, r);
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train the GPT, optionally with a checkpoint plan");
+  cmd->footer(R"(Examples:
+  tidemark train --steps 30                        no checkpointing
+  tidemark train --gradient-checkpointing          every block checkpointed (Hugging Face)
+  tidemark train --plan plan.json --report r.json  the plan from 'tidemark plan'
+The report (tidemark.report/1) has the measured peak of live tensor bytes, the median
+step time and the losses; with --plan it sets them beside the plan's prediction.)");
+  add_model_flags(cmd, a->model);
+  cmd->add_option("--steps", a->steps, "training steps")->capture_default_str();
+  cmd->add_option("--lr", a->lr, "AdamW learning rate")->capture_default_str();
+  auto* plan = cmd->add_option("--plan", a->plan_path, "checkpoint plan (tidemark.plan/1) to train with");
+  auto* gc = cmd->add_flag("--gradient-checkpointing", a->gradient_checkpointing,
+                           "checkpoint every block, as Hugging Face's gradient_checkpointing=True");
+  plan->excludes(gc);
+  cmd->add_option("--gc-option", a->gc_options,
+                  "gradient_checkpointing_kwargs as key=value: preserve_rng_state=false, "
+                  "determinism_check=none, ... (repeatable)");
+  cmd->add_option("--report", a->report_path, "write a tidemark.report/1 here");
+  cmd->add_option("--trace", a->trace_path, "write a tidemark.trace/1 here");
+  cmd->add_option("--data", a->data_path, "train byte-level on this text file (default: synthetic corpus)");
+  cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
+  cmd->callback([a] { run_train(*a); });
+}
+
+}  // namespace tidemark::cli

@@ -1,0 +1,37 @@
+#pragma once
+// The allocator hook: LibTorch's allocators (CPU, and the CUDA caching allocator) report
+// every allocation and free to the thread's PROFILER_STATE debug info when it says
+// memoryProfilingEnabled(). We install ours there and count live tensor bytes.
+//
+// Note [hook lifetime]
+// Install the hook before the model is built and keep it for the whole run: the CPU
+// allocator only remembers the size of blocks allocated while profiling was on, so a
+// block allocated earlier is freed silently and the count would drift. The debug info is
+// thread-local but LibTorch carries it into autograd's worker threads with the rest of
+// the thread-local state, so backward is counted too.
+#include <memory>
+
+#include "tidemark/profiler/memory_ledger.hpp"
+
+namespace tidemark::profiler {
+
+class AllocatorHookGuard;
+
+// The process-wide ledger the hook feeds (one training run per process).
+MemoryLedger& ledger();
+
+// RAII: installs the hook on the calling thread for its lifetime, counting allocations on
+// `device_type` ("cpu" or "cuda") into ledger(); others are ignored.
+class AllocatorHookGuard {
+ public:
+  explicit AllocatorHookGuard(const char* device_type = "cpu");
+  ~AllocatorHookGuard();
+  AllocatorHookGuard(const AllocatorHookGuard&) = delete;
+  AllocatorHookGuard& operator=(const AllocatorHookGuard&) = delete;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidemark::profiler

@@ -1,0 +1,34 @@
+#pragma once
+// What the runtime tells the profiler while it runs the stages of a chain. The runtime calls
+// these only when an observer is installed (profiling or trace recording), so plain training
+// pays nothing.
+//
+// Backward has no natural stage boundaries in autograd, so the runtime puts an identity
+// autograd node on every stage output (mark_stage_output); its backward fires when the
+// gradient of that output is complete, i.e. when the stage's backward begins. The stage's
+// backward ends when the next such event, a recompute, or the end of backward arrives.
+#include <torch/torch.h>
+
+namespace tidemark::profiler {
+
+class StageObserver {
+ public:
+  virtual ~StageObserver() = default;
+  virtual void forward_begin(int stage, bool recompute, bool grad_mode) = 0;
+  virtual void forward_end(int stage, bool recompute, bool grad_mode) = 0;
+  // The gradient of stage's output is complete: its backward starts now.
+  virtual void backward_begin(int stage) = 0;
+  // A checkpoint's recompute starts (closes the open backward span) / ends.
+  virtual void recompute_begin() = 0;
+  virtual void recompute_end() = 0;
+};
+
+// The process-wide observer, or nullptr. Set by the profiler for the duration of a run.
+StageObserver* active_observer();
+void set_active_observer(StageObserver* observer);
+
+// Identity on `output` whose backward calls active_observer()->backward_begin(stage).
+// Returns `output` unchanged when there is no observer or no graph to mark.
+torch::Tensor mark_stage_output(const torch::Tensor& output, int stage);
+
+}  // namespace tidemark::profiler

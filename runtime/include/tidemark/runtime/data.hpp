@@ -1,0 +1,38 @@
+#pragma once
+// Training data: byte-level text, from a file (--data) or a synthetic corpus generated
+// in-process from the seed. Batches are a pure function of (seed, step), so a resumed run
+// sees exactly the batches the original would have.
+#include <cstdint>
+#include <string>
+#include <torch/torch.h>
+
+namespace tidemark::runtime {
+
+struct Batch {
+  torch::Tensor idx;      // [B, T] int64
+  torch::Tensor targets;  // [B, T] int64, idx shifted by one
+};
+
+class TextData {
+ public:
+  // A corpus of pseudo-English: a vocabulary of invented words linked by a sparse Markov
+  // chain, in sentences. Learnable: the loss falls from ln(vocab) within tens of steps.
+  static TextData synthetic(std::uint64_t seed, std::size_t bytes = 1u << 20);
+  // Throws UserError when the file is missing, unreadable or shorter than a sequence.
+  static TextData from_file(const std::string& path);
+
+  // Throws UserError when the text uses a byte >= vocab, or is too short for seq.
+  void check(std::int64_t vocab, std::int64_t seq) const;
+
+  Batch batch(std::uint64_t seed, std::uint64_t step, std::int64_t batch, std::int64_t seq,
+              const torch::Device& device) const;
+
+  const std::string& text() const { return text_; }
+  const std::string& source() const { return source_; }
+
+ private:
+  std::string text_;
+  std::string source_;
+};
+
+}  // namespace tidemark::runtime

@@ -1,0 +1,47 @@
+#pragma once
+// Runs a tidemark.plan/1 tree on a chain (DESIGN.md, execution model): save ranges run
+// normally, checkpoint ranges keep only their input and recompute in backward following
+// their inner plan, nested checkpoints recursively. Exactly the semantics the planner's
+// simulator assumes (planner/simulator.hpp, Note [execution model]).
+#include <string>
+#include <torch/torch.h>
+#include <vector>
+
+#include "tidemark/core/plan.hpp"
+#include "tidemark/runtime/chain.hpp"
+#include "tidemark/runtime/checkpoint.hpp"
+
+namespace tidemark::runtime {
+
+// Refuses (UserError, naming `source`) a plan made for another chain: stage count, digest,
+// unknown variants, budget below the plan's own predicted peak.
+void check_plan_matches(const Plan& plan, const ChainModule& chain, const std::string& source);
+
+class PlanExecutor {
+ public:
+  // The chain must outlive the executor and every graph it builds.
+  PlanExecutor(ChainModule& chain, PlanNode root, CheckpointOptions options = {});
+
+  // Forward through all stages; returns the last stage's output (the loss for GPT).
+  torch::Tensor forward(const torch::Tensor& input, const StageContext& ctx);
+
+  const PlanNode& root() const { return root_; }
+
+ private:
+  using NodeList = std::vector<const PlanNode*>;
+  torch::Tensor run_list(const NodeList& nodes, torch::Tensor a, const StageContext& ctx);
+  torch::Tensor run_stage(int k, const torch::Tensor& a, const StageContext& ctx,
+                          const std::string& variant);
+  std::vector<torch::Tensor> parameters_of(int begin, int end);
+
+  ChainModule& chain_;
+  PlanNode root_;
+  CheckpointOptions options_;
+};
+
+// The trees of the standard schedules, for callers that do not go through the planner.
+PlanNode plan_no_checkpoint(int stages);
+// Every stage of kind "block" (every stage if none is) checkpointed alone: Hugging Face.
+PlanNode plan_uniform(const ChainModule& chain);
+
+}  // namespace tidemark::runtime

@@ -1,0 +1,101 @@
+#pragma once
+// Training loop for the GPT: the C++ counterpart of Hugging Face's Trainer +
+// TrainingArguments, with tidemark's plans on top.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <torch/torch.h>
+#include <vector>
+
+#include "tidemark/core/model_config.hpp"
+#include "tidemark/core/plan.hpp"
+#include "tidemark/profiler/allocator_hook.hpp"
+#include "tidemark/runtime/checkpoint.hpp"
+#include "tidemark/runtime/data.hpp"
+#include "tidemark/runtime/executor.hpp"
+#include "tidemark/runtime/gpt.hpp"
+
+namespace tidemark::runtime {
+
+// HF TrainingArguments, the parts that matter here.
+struct TrainingConfig {
+  ModelConfig model;
+  int steps = 20;
+  double learning_rate = 1e-3;
+  double weight_decay = 0.1;
+  int warmup_steps = 10;        // linear learning-rate warmup; keeps early Adam steps stable
+  double max_grad_norm = 1.0;   // gradient clipping (<= 0: off)
+  // HF: TrainingArguments.gradient_checkpointing + gradient_checkpointing_kwargs. The
+  // trainer calls model->gradient_checkpointing_enable(kwargs) before training begins.
+  bool gradient_checkpointing = false;
+  CheckpointOptions gradient_checkpointing_kwargs;
+  // A checkpoint plan run through PlanExecutor (exclusive with gradient_checkpointing).
+  std::optional<PlanNode> plan;
+  std::string data_path;  // empty: the synthetic corpus
+};
+
+struct StepStats {
+  int step = 0;
+  double loss = 0;
+  double ms = 0;
+  std::int64_t peak_bytes = 0;  // live-bytes peak of this step (allocator hook)
+};
+
+// Throws UserError for --device cuda without a usable GPU.
+torch::Device resolve_device(const std::string& device);
+
+// Enters CPU (bfloat16) or CUDA autocast for the scope when dtype is "bfloat16".
+class AutocastScope {
+ public:
+  AutocastScope(const std::string& dtype, const torch::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  bool cuda_ = false;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
+};
+
+class Trainer {
+ public:
+  // Builds data, model and optimizer; validates the config (UserError on bad input).
+  explicit Trainer(TrainingConfig config);
+
+  // Applies TrainingConfig::gradient_checkpointing (once), then runs one step:
+  // batch, forward, backward, optimizer step, zero_grad(set_to_none).
+  StepStats step();
+  std::vector<StepStats> train(const std::function<void(const StepStats&)>& on_step = {});
+
+  // Loss of the next batch without updating anything (for tests and profiling).
+  torch::Tensor forward_loss(const Batch& batch);
+
+  GPT& model() { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const TrainingConfig& config() const { return config_; }
+  const TextData& data() const { return data_; }
+  const torch::Device& device() const { return device_; }
+  Batch batch(std::uint64_t step) const;
+  int steps_done() const { return step_; }
+
+  // Sets every parameter gradient to undefined (frees it), as zero_grad(set_to_none=True).
+  void zero_grad();
+
+ private:
+  // Counts from before the model exists: Note [hook lifetime] in allocator_hook.hpp.
+  profiler::AllocatorHookGuard hook_;
+  TrainingConfig config_;
+  torch::Device device_;
+  TextData data_;
+  GPT model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<PlanExecutor> executor_;
+  bool prepared_ = false;
+  int step_ = 0;
+};
+
+}  // namespace tidemark::runtime

@@ -1,0 +1,136 @@
+#include "tidemark/runtime/trainer.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <chrono>
+#include <fmt/format.h>
+
+#include "tidemark/core/error.hpp"
+
+namespace tidemark::runtime {
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "cuda") {
+    if (!torch::cuda::is_available()) {
+      throw UserError(
+          "--device cuda: LibTorch sees no CUDA GPU (this LibTorch may be CPU-only, or no GPU and "
+          "driver are present); use --device cpu");
+    }
+    return torch::Device(torch::kCUDA, 0);
+  }
+  return torch::Device(torch::kCPU);
+}
+
+AutocastScope::AutocastScope(const std::string& dtype, const torch::Device& device) {
+  if (dtype != "bfloat16") return;
+  active_ = true;
+  cuda_ = device.is_cuda();
+  if (cuda_) {
+    prev_enabled_ = at::autocast::is_enabled();
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  } else {
+    prev_enabled_ = at::autocast::is_cpu_enabled();
+    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  if (cuda_) {
+    at::autocast::set_enabled(prev_enabled_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+  } else {
+    at::autocast::set_cpu_enabled(prev_enabled_);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+  }
+}
+
+Trainer::Trainer(TrainingConfig config)
+    : hook_(config.model.device == "cuda" ? "cuda" : "cpu"),
+      config_(std::move(config)),
+      device_(resolve_device(config_.model.device)) {
+  config_.model.validate();
+  if (config_.steps < 0) throw UserError("--steps must not be negative");
+  if (!(config_.learning_rate > 0)) throw UserError("--lr must be positive");
+  if (config_.gradient_checkpointing && config_.plan) {
+    throw UserError("--gradient-checkpointing and --plan both choose what to recompute; give one");
+  }
+  if (config_.gradient_checkpointing) config_.gradient_checkpointing_kwargs.validate();
+  data_ = config_.data_path.empty() ? TextData::synthetic(config_.model.seed)
+                                    : TextData::from_file(config_.data_path);
+  data_.check(config_.model.vocab, config_.model.seq);
+  torch::manual_seed(config_.model.seed);
+  model_ = GPT(config_.model);
+  model_->to(device_);
+  model_->train();
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      model_->parameters(), torch::optim::AdamWOptions(config_.learning_rate)
+                                .betas({0.9, 0.95})
+                                .weight_decay(config_.weight_decay));
+  if (config_.plan) executor_ = std::make_unique<PlanExecutor>(*model_, *config_.plan);
+}
+
+Batch Trainer::batch(std::uint64_t step) const {
+  return data_.batch(config_.model.seed, step, config_.model.batch, config_.model.seq, device_);
+}
+
+torch::Tensor Trainer::forward_loss(const Batch& b) {
+  AutocastScope autocast(config_.model.dtype, device_);
+  if (executor_) return executor_->forward(b.idx, StageContext{b.targets});
+  return model_->forward(b.idx, b.targets);
+}
+
+void Trainer::zero_grad() {
+  for (auto& p : model_->parameters()) p.mutable_grad().reset();
+}
+
+StepStats Trainer::step() {
+  if (!prepared_) {
+    // HF: Trainer.train() enables checkpointing on the model before the first step.
+    if (config_.gradient_checkpointing) {
+      model_->gradient_checkpointing_enable(config_.gradient_checkpointing_kwargs);
+    }
+    prepared_ = true;
+  }
+  auto& ledger = profiler::ledger();
+  ledger.reset_step_peak();
+  auto t0 = std::chrono::steady_clock::now();
+  Batch b = batch(static_cast<std::uint64_t>(step_));
+  torch::Tensor loss = forward_loss(b);
+  loss.backward();
+  if (config_.max_grad_norm > 0) {
+    torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.max_grad_norm);
+  }
+  const double warm = config_.warmup_steps > 0
+                          ? std::min(1.0, static_cast<double>(step_ + 1) / config_.warmup_steps)
+                          : 1.0;
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(config_.learning_rate * warm);
+  }
+  optimizer_->step();
+  zero_grad();
+  StepStats s;
+  s.loss = loss.item<double>();
+  loss = torch::Tensor();
+  b = Batch{};
+  s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  s.peak_bytes = ledger.step_peak();
+  s.step = step_++;
+  return s;
+}
+
+std::vector<StepStats> Trainer::train(const std::function<void(const StepStats&)>& on_step) {
+  std::vector<StepStats> out;
+  for (int i = 0; i < config_.steps; ++i) {
+    out.push_back(step());
+    if (on_step) on_step(out.back());
+  }
+  return out;
+}
+
+}  // namespace tidemark::runtime
