@@ -1,4 +1,123 @@
+// tidemark profile [model flags] [--warmup N] [--iters N] -o profile.json [--trace t.json]
+//                  [--report r.json] [--data FILE]
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <torch/version.h>
+
 #include "commands.hpp"
+#include "model_flags.hpp"
+#include "progress.hpp"
+#include "tidemark/core/bytes.hpp"
+#include "tidemark/core/error.hpp"
+#include "tidemark/core/files.hpp"
+#include "tidemark/core/profile.hpp"
+#include "tidemark/core/report.hpp"
+#include "tidemark/runtime/profiling.hpp"
+#include "tidemark/runtime/trainer.hpp"
+
 namespace tidemark::cli {
-void add_profile_command(CLI::App&) {}
+namespace {
+
+struct ProfileArgs {
+  ModelConfig model;
+  int warmup = 2;
+  int iters = 3;
+  std::string out_path;
+  std::string trace_path;
+  std::string report_path;
+  std::string data_path;
+  bool quiet = false;
+};
+
+void print_table(const ChainProfile& p) {
+  fmt::print("{:<12} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9}\n", "stage", "output", "saved",
+             "fwd peak", "bwd peak", "fwd ms", "nograd", "bwd ms");
+  for (const auto& l : p.layers) {
+    fmt::print("{:<12} {:>11} {:>11} {:>11} {:>11} {:>9.2f} {:>9.2f} {:>9.2f}\n", l.name,
+               format_bytes(l.output_bytes), format_bytes(l.saved_bytes),
+               format_bytes(l.forward_peak_bytes), format_bytes(l.backward_peak_bytes), l.forward_ms,
+               l.forward_nograd_ms, l.backward_ms);
+  }
+  const auto& s = p.static_bytes;
+  fmt::print("static: parameters {}, gradients {}, optimizer state {}, inputs {}, other {}\n",
+             format_bytes(s.parameters), format_bytes(s.gradients), format_bytes(s.optimizer_state),
+             format_bytes(s.inputs), format_bytes(s.other));
+  fmt::print("no-checkpoint step: peak {}, median {:.1f} ms\n", format_bytes(p.peak_bytes), p.step_ms);
+}
+
+void run_profile(const ProfileArgs& a) {
+  a.model.validate();
+  if (a.iters < 1) throw UserError(fmt::format("--iters must be at least 1, got {}", a.iters));
+  if (a.warmup < 1) throw UserError(fmt::format("--warmup must be at least 1, got {}", a.warmup));
+  check_writable(a.out_path, "-o");
+  if (!a.trace_path.empty()) check_writable(a.trace_path, "--trace");
+  if (!a.report_path.empty()) check_writable(a.report_path, "--report");
+
+  runtime::TrainingConfig cfg;
+  cfg.model = a.model;
+  cfg.data_path = a.data_path;
+  runtime::Trainer trainer(cfg);
+  if (!a.quiet) {
+    fmt::print(stderr, "profiling {} ({} parameters): {} warm-up + {} measured steps\n",
+               a.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters);
+  }
+  Progress progress("profile", a.warmup + a.iters, a.quiet);
+  runtime::ProfileOptions o;
+  o.warmup = a.warmup;
+  o.iters = a.iters;
+  o.trace = !a.trace_path.empty();
+  o.on_step = [&](int done, int total, const runtime::StepStats& s) {
+    progress.update(done, fmt::format("{}  {:.0f} ms  peak {}", done <= total - a.iters ? "warm-up" : "measure",
+                                      s.ms, format_bytes(static_cast<std::uint64_t>(s.peak_bytes))));
+  };
+  runtime::ProfileRun run = runtime::profile_model(trainer, o);
+  write_profile(a.out_path, run.profile);
+  if (run.trace) write_trace(a.trace_path, *run.trace);
+  if (!a.report_path.empty()) {
+    Report r;
+    r.command = "profile";
+    r.mode = "none";
+    r.config = a.model;
+    r.torch_version = TORCH_VERSION;
+    r.threads = at::get_num_threads();
+    for (const auto& s : run.steps) {
+      r.losses.push_back(s.loss);
+      r.step_ms.push_back(s.ms);
+      r.step_peak_bytes.push_back(static_cast<std::uint64_t>(s.peak_bytes));
+    }
+    r.steps = static_cast<int>(run.steps.size());
+    r.final_loss = r.losses.back();
+    r.peak_bytes = run.profile.peak_bytes;
+    r.step_ms_median = run.profile.step_ms;
+    write_report(a.report_path, r);
+  }
+  if (!a.quiet) print_table(run.profile);
+  fmt::print("wrote {}{}{}\n", a.out_path, a.trace_path.empty() ? "" : ", " + a.trace_path,
+             a.report_path.empty() ? "" : ", " + a.report_path);
+}
+
+}  // namespace
+
+void add_profile_command(CLI::App& app) {
+  auto a = std::make_shared<ProfileArgs>();
+  auto* cmd = app.add_subcommand("profile", "Measure per-stage activation memory and time (tidemark.profile/1)");
+  cmd->footer(R"(Runs real training steps of the GPT with markers between stages and measures, per
+stage (embedding, each block, head): output and saved bytes, forward/backward peaks and
+times, the forward without autograd recording that a checkpoint costs; plus parameters,
+gradients, optimizer state, inputs, the no-checkpoint peak and step time.
+
+Example:
+  tidemark profile --layers 12 -o profile.json --trace profile-trace.json
+  tidemark plan profile.json --budget 0.5 -o plan.json)");
+  add_model_flags(cmd, a->model);
+  cmd->add_option("--warmup", a->warmup, "steps before measuring (creates optimizer state)")->capture_default_str();
+  cmd->add_option("--iters", a->iters, "measured steps; times are medians")->capture_default_str();
+  cmd->add_option("-o,--output", a->out_path, "write the profile here")->required();
+  cmd->add_option("--trace", a->trace_path, "also write a tidemark.trace/1 of the measured steps");
+  cmd->add_option("--report", a->report_path, "also write a tidemark.report/1");
+  cmd->add_option("--data", a->data_path, "profile on this text file (default: synthetic corpus)");
+  cmd->add_flag("--quiet,-q", a->quiet, "no progress output or table");
+  cmd->callback([a] { run_profile(*a); });
+}
+
 }  // namespace tidemark::cli

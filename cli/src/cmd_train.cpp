@@ -12,6 +12,7 @@
 #include "tidemark/core/files.hpp"
 #include "tidemark/core/plan.hpp"
 #include "tidemark/core/report.hpp"
+#include "tidemark/core/trace.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
 #include "tidemark/runtime/trainer.hpp"
 
@@ -68,6 +69,7 @@ void run_train(const TrainArgs& a) {
   }
   runtime::Trainer trainer(cfg);
   if (plan) runtime::check_plan_matches(*plan, *trainer.model(), a.plan_path);
+  if (!a.trace_path.empty()) trainer.enable_trace();
 
   const std::string mode = plan ? "plan" : (a.gradient_checkpointing ? "uniform" : "none");
   if (!a.quiet) {
@@ -120,6 +122,15 @@ void run_train(const TrainArgs& a) {
     fmt::print("\n");
   }
   if (!a.report_path.empty()) write_report(a.report_path, r);
+  if (!a.trace_path.empty()) {
+    Trace t = trainer.finish_trace();
+    if (plan) {
+      t.solver = plan->solver;
+      t.budget_bytes = plan->budget_bytes;
+      t.predicted_peak_bytes = plan->predicted.peak_bytes;
+    }
+    write_trace(a.trace_path, t);
+  }
 }
 
 }  // namespace

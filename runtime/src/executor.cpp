@@ -72,7 +72,7 @@ torch::Tensor PlanExecutor::run_stage(int k, const torch::Tensor& a, const Stage
   const bool grad = torch::GradMode::is_enabled();
   obs->forward_begin(k, recompute, grad);
   torch::Tensor out = chain_.run_stage(k, a, ctx, variant);
-  obs->forward_end(k, recompute, grad);
+  obs->forward_end(k, static_cast<std::int64_t>(out.nbytes()));
   return profiler::mark_stage_output(out, k);
 }
 

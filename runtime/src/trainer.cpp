@@ -89,6 +89,53 @@ void Trainer::zero_grad() {
   for (auto& p : model_->parameters()) p.mutable_grad().reset();
 }
 
+void Trainer::optimizer_step() {
+  if (config_.max_grad_norm > 0) {
+    torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.max_grad_norm);
+  }
+  const double warm = config_.warmup_steps > 0
+                          ? std::min(1.0, static_cast<double>(step_ + 1) / config_.warmup_steps)
+                          : 1.0;
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(config_.learning_rate * warm);
+  }
+  optimizer_->step();
+}
+
+void Trainer::use_plan(PlanNode root) {
+  executor_ = std::make_unique<PlanExecutor>(*model_, std::move(root));
+}
+
+void Trainer::enable_trace() {
+  if (!executor_) {
+    use_plan(config_.gradient_checkpointing ? plan_uniform(*model_)
+                                            : plan_no_checkpoint(model_->num_stages()));
+  }
+  recorder_ = std::make_unique<profiler::StageRecorder>(profiler::ledger());
+  recorder_->install();
+  const std::string mode = config_.plan ? "plan" : (config_.gradient_checkpointing ? "uniform" : "none");
+  trace_ = std::make_unique<TraceSession>(model_, *optimizer_, mode);
+}
+
+namespace {
+
+void mark_actions(const PlanNode& n, std::vector<TraceStage>& stages, bool inside_checkpoint) {
+  for (int k = n.begin; k < n.end && k < static_cast<int>(stages.size()); ++k) {
+    if (n.op == NodeOp::Checkpoint) stages[k].action = "checkpoint";
+    if (n.op == NodeOp::Save && !inside_checkpoint) stages[k].action = n.variant.empty() ? "save" : n.variant;
+  }
+  for (const auto& c : n.children) mark_actions(c, stages, inside_checkpoint || n.op == NodeOp::Checkpoint);
+}
+
+}  // namespace
+
+Trace Trainer::finish_trace() {
+  if (!trace_) throw UserError("no trace was recorded (call enable_trace() before training)");
+  Trace t = trace_->finish();
+  if (executor_) mark_actions(executor_->root(), t.stages, false);
+  return t;
+}
+
 StepStats Trainer::step() {
   if (!prepared_) {
     // HF: Trainer.train() enables checkpointing on the model before the first step.
@@ -101,18 +148,17 @@ StepStats Trainer::step() {
   ledger.reset_step_peak();
   auto t0 = std::chrono::steady_clock::now();
   Batch b = batch(static_cast<std::uint64_t>(step_));
+  if (trace_) {
+    recorder_->set_step(step_);
+    trace_->begin_step(step_, b);
+  }
   torch::Tensor loss = forward_loss(b);
   loss.backward();
-  if (config_.max_grad_norm > 0) {
-    torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.max_grad_norm);
+  if (trace_) {
+    recorder_->finish_backward();
+    trace_->after_backward();
   }
-  const double warm = config_.warmup_steps > 0
-                          ? std::min(1.0, static_cast<double>(step_ + 1) / config_.warmup_steps)
-                          : 1.0;
-  for (auto& group : optimizer_->param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(config_.learning_rate * warm);
-  }
-  optimizer_->step();
+  optimizer_step();
   zero_grad();
   StepStats s;
   s.loss = loss.item<double>();
@@ -120,6 +166,7 @@ StepStats Trainer::step() {
   b = Batch{};
   s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   s.peak_bytes = ledger.step_peak();
+  if (trace_) trace_->end_step(step_, s.peak_bytes, recorder_->take_ops());
   s.step = step_++;
   return s;
 }

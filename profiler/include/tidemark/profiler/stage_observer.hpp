@@ -15,7 +15,8 @@ class StageObserver {
  public:
   virtual ~StageObserver() = default;
   virtual void forward_begin(int stage, bool recompute, bool grad_mode) = 0;
-  virtual void forward_end(int stage, bool recompute, bool grad_mode) = 0;
+  // output_bytes: bytes of the stage's output tensor.
+  virtual void forward_end(int stage, std::int64_t output_bytes) = 0;
   // The gradient of stage's output is complete: its backward starts now.
   virtual void backward_begin(int stage) = 0;
   // A checkpoint's recompute starts (closes the open backward span) / ends.

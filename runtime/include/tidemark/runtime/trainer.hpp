@@ -16,6 +16,7 @@
 #include "tidemark/runtime/data.hpp"
 #include "tidemark/runtime/executor.hpp"
 #include "tidemark/runtime/gpt.hpp"
+#include "tidemark/runtime/trace_session.hpp"
 
 namespace tidemark::runtime {
 
@@ -84,6 +85,16 @@ class Trainer {
 
   // Sets every parameter gradient to undefined (frees it), as zero_grad(set_to_none=True).
   void zero_grad();
+  // Gradient clipping, learning-rate warmup and the AdamW step.
+  void optimizer_step();
+
+  // Record a tidemark.trace/1 of the following steps (stage spans need the plan executor, so
+  // Hugging Face-style checkpointing then runs as the equivalent uniform plan).
+  void enable_trace();
+  // The trace so far; adds per-stage actions from the plan that ran.
+  Trace finish_trace();
+  // Runs the stages through `root` from now on (used by the profiler).
+  void use_plan(PlanNode root);
 
  private:
   // Counts from before the model exists: Note [hook lifetime] in allocator_hook.hpp.
@@ -94,6 +105,8 @@ class Trainer {
   GPT model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<PlanExecutor> executor_;
+  std::unique_ptr<profiler::StageRecorder> recorder_;
+  std::unique_ptr<TraceSession> trace_;
   bool prepared_ = false;
   int step_ = 0;
 };

@@ -1,0 +1,108 @@
+#include "tidemark/profiler/stage_recorder.hpp"
+
+#include <algorithm>
+
+namespace tidemark::profiler {
+
+StageRecorder::StageRecorder(MemoryLedger& ledger) : ledger_(ledger) {}
+
+StageRecorder::~StageRecorder() { uninstall(); }
+
+void StageRecorder::install() {
+  set_active_observer(this);
+  installed_ = true;
+}
+
+void StageRecorder::uninstall() {
+  if (installed_ && active_observer() == this) set_active_observer(nullptr);
+  installed_ = false;
+}
+
+void StageRecorder::set_step(int step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  step_ = step;
+}
+
+OpRecord StageRecorder::open(int stage, Phase phase, bool grad_mode) {
+  OpRecord op;
+  op.step = step_;
+  op.stage = stage;
+  op.phase = phase;
+  op.grad_mode = grad_mode;
+  // The op window measures the peak inside this operation only. Nested forwards (a stage
+  // inside a checkpointed segment's forward) are not nested stage ops: the chain runs stages
+  // one at a time, so the window belongs to the innermost open op.
+  ledger_.reset_op_peak();
+  ledger_.snapshot(op.live_before, op.peak);
+  op.t0_ns = now_ns();
+  return op;
+}
+
+void StageRecorder::close(OpRecord& op) {
+  op.t1_ns = now_ns();
+  ledger_.snapshot(op.live_after, op.peak);
+  done_.push_back(op);
+}
+
+void StageRecorder::close_backward_locked() {
+  if (backward_) {
+    close(*backward_);
+    backward_.reset();
+  }
+}
+
+void StageRecorder::forward_begin(int stage, bool recompute, bool grad_mode) {
+  std::lock_guard<std::mutex> lock(mu_);
+  forward_stack_.push_back(open(stage, recompute ? Phase::Recompute : Phase::Forward, grad_mode));
+}
+
+void StageRecorder::forward_end(int stage, std::int64_t output_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (forward_stack_.empty() || forward_stack_.back().stage != stage) return;  // unmatched: ignore
+  forward_stack_.back().output_bytes = output_bytes;
+  close(forward_stack_.back());
+  forward_stack_.pop_back();
+}
+
+void StageRecorder::backward_begin(int stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  close_backward_locked();
+  backward_ = open(stage, Phase::Backward, true);
+}
+
+void StageRecorder::recompute_begin() {
+  std::lock_guard<std::mutex> lock(mu_);
+  close_backward_locked();
+}
+
+void StageRecorder::recompute_end() {}
+
+void StageRecorder::finish_backward() {
+  std::lock_guard<std::mutex> lock(mu_);
+  close_backward_locked();
+}
+
+std::vector<OpRecord> StageRecorder::take_ops() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<OpRecord> out;
+  out.swap(done_);
+  return out;
+}
+
+std::vector<Span> StageRecorder::spans_of(const std::vector<OpRecord>& ops, std::int64_t origin_ns) {
+  std::vector<Span> out;
+  out.reserve(ops.size());
+  for (const auto& op : ops) {
+    Span s;
+    s.stage = op.stage;
+    s.phase = op.phase;
+    s.step = op.step;
+    s.start_us = (op.t0_ns - origin_ns) / 1000;
+    s.end_us = std::max(s.start_us, (op.t1_ns - origin_ns) / 1000);
+    out.push_back(s);
+  }
+  std::sort(out.begin(), out.end(), [](const Span& a, const Span& b) { return a.start_us < b.start_us; });
+  return out;
+}
+
+}  // namespace tidemark::profiler

@@ -1,0 +1,44 @@
+#pragma once
+// `tidemark profile`: measure a model's chain (tidemark.profile/1) by running real training
+// steps with stage markers, plus a forward without autograd recording per iteration (what a
+// checkpoint's first forward costs).
+//
+// Note [what a profile measures]
+// Each number is measured where the runtime will incur it, relative to the live bytes just
+// before the operation (profile.hpp), so the planner's simulator can compose them:
+//  - forward (grad mode): output bytes from the output tensor, saved = live growth - output,
+//    peak above the live level before the stage;
+//  - forward without grad: the peak above the level before the stage;
+//  - backward: from the moment the gradient of the stage's output is complete (an identity
+//    autograd node on every stage output fires then) to the next such moment;
+//  - static: parameters and buffers, optimizer state (after warm-up steps created it), the
+//    batch; `other` is whatever else was live when the step began;
+//  - optimizer: clipping, AdamW step and zero_grad, relative to the level after backward.
+// Times are medians over --iters, bytes the maxima (a plan must fit every step).
+#include <functional>
+#include <optional>
+
+#include "tidemark/core/profile.hpp"
+#include "tidemark/core/trace.hpp"
+#include "tidemark/runtime/trainer.hpp"
+
+namespace tidemark::runtime {
+
+struct ProfileOptions {
+  int warmup = 2;
+  int iters = 3;
+  bool trace = false;  // also record a trace of the measured iterations
+  std::function<void(int done, int total, const StepStats&)> on_step;
+};
+
+struct ProfileRun {
+  ChainProfile profile;
+  std::optional<Trace> trace;
+  std::vector<StepStats> steps;  // the measured iterations
+};
+
+// Profiles `trainer`'s model (no plan, no checkpointing) on its data. Throws UserError on
+// bad options.
+ProfileRun profile_model(Trainer& trainer, const ProfileOptions& options);
+
+}  // namespace tidemark::runtime

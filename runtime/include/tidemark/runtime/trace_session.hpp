@@ -1,0 +1,49 @@
+#pragma once
+// Records a tidemark.trace/1 while a Trainer runs steps: stage spans from the StageRecorder,
+// the memory timeline from the allocator hook's events, classified into categories (Note
+// [memory categories] in profiler/memory_timeline.hpp) with the storage pointers of the
+// model's parameters, their gradients, the optimizer's state and the batch.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tidemark/core/trace.hpp"
+#include "tidemark/profiler/memory_timeline.hpp"
+#include "tidemark/profiler/stage_recorder.hpp"
+#include "tidemark/runtime/data.hpp"
+#include "tidemark/runtime/gpt.hpp"
+
+namespace tidemark::runtime {
+
+class TraceSession {
+ public:
+  // Turns on event recording in the ledger and seeds the timeline with what is live now.
+  TraceSession(GPT model, torch::optim::Optimizer& optimizer, std::string mode);
+  ~TraceSession();
+
+  void begin_step(int step, const Batch& batch);
+  void after_backward();
+  // `ops` are the stage records of this step (spans); `peak` the step's measured peak.
+  void end_step(int step, std::int64_t peak, const std::vector<profiler::OpRecord>& ops);
+
+  // The finished trace. Per-stage actions and budget/prediction are the caller's to add.
+  Trace finish();
+
+ private:
+  std::vector<const void*> grad_pointers() const;
+  std::vector<const void*> optimizer_pointers() const;
+
+  GPT model_;
+  torch::optim::Optimizer& optimizer_;
+  std::string mode_;
+  std::int64_t origin_ns_;
+  profiler::TimelineBuilder timeline_;
+  std::vector<profiler::RolePointers> roles_;
+  std::int64_t step_start_ns_ = 0;
+  std::vector<Span> spans_;
+  std::vector<StepMark> steps_;
+  std::uint64_t peak_ = 0;
+};
+
+}  // namespace tidemark::runtime

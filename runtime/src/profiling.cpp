@@ -1,0 +1,190 @@
+// profile_model: Note [what a profile measures] in profiling.hpp.
+#include "tidemark/runtime/profiling.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fmt/format.h>
+#include <map>
+#include <torch/version.h>
+
+#include "tidemark/core/error.hpp"
+#include "tidemark/core/report.hpp"
+#include "tidemark/profiler/allocator_hook.hpp"
+#include "tidemark/profiler/stage_recorder.hpp"
+
+namespace tidemark::runtime {
+namespace {
+
+std::uint64_t unique_bytes(const std::vector<torch::Tensor>& tensors) {
+  std::map<const void*, std::uint64_t> seen;
+  for (const auto& t : tensors) {
+    if (t.defined()) seen[t.storage().data()] = t.storage().nbytes();
+  }
+  std::uint64_t sum = 0;
+  for (const auto& kv : seen) sum += kv.second;
+  return sum;
+}
+
+std::uint64_t optimizer_bytes(torch::optim::Optimizer& opt) {
+  std::vector<torch::Tensor> ts;
+  for (auto& kv : opt.state()) {
+    if (auto* s = dynamic_cast<torch::optim::AdamWParamState*>(kv.second.get())) {
+      ts.push_back(s->exp_avg());
+      ts.push_back(s->exp_avg_sq());
+      if (s->max_exp_avg_sq().defined()) ts.push_back(s->max_exp_avg_sq());
+    }
+  }
+  return unique_bytes(ts);
+}
+
+// Per-stage samples over the measured iterations.
+struct StageSamples {
+  std::vector<double> fwd_ms, nograd_ms, bwd_ms;
+  std::int64_t out = 0, saved = 0, fwd_peak = 0, nograd_peak = 0, bwd_peak = 0;
+  bool seen_fwd = false, seen_bwd = false, seen_nograd = false;
+};
+
+std::uint64_t nonneg(std::int64_t v) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, v)); }
+
+}  // namespace
+
+ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
+  if (o.iters < 1) throw UserError(fmt::format("--iters must be at least 1, got {}", o.iters));
+  if (o.warmup < 1) {
+    throw UserError(fmt::format(
+        "--warmup must be at least 1 (the optimizer state must exist before measuring), got {}",
+        o.warmup));
+  }
+  GPT model = trainer.model();
+  const int L = model->num_stages();
+  auto& ledger = profiler::ledger();
+  trainer.use_plan(plan_no_checkpoint(L));
+  profiler::StageRecorder recorder(ledger);
+  recorder.install();
+  std::unique_ptr<TraceSession> trace;
+
+  std::vector<StageSamples> stages(L);
+  std::vector<double> step_ms, opt_ms;
+  std::int64_t peak = 0, opt_peak = 0, resident = 0, inputs = 0;
+  ProfileRun run;
+  const int total = o.warmup + o.iters;
+  for (int it = 0; it < total; ++it) {
+    const bool measure = it >= o.warmup;
+    if (measure && o.trace && !trace) trace = std::make_unique<TraceSession>(model, trainer.optimizer(), "profile");
+    recorder.take_ops();
+    recorder.set_step(it);
+    ledger.reset_step_peak();
+    const auto t0 = std::chrono::steady_clock::now();
+    Batch b = trainer.batch(static_cast<std::uint64_t>(trainer.steps_done()));
+    const std::int64_t live_at_start = ledger.live();
+    if (trace) trace->begin_step(it, b);
+    torch::Tensor loss = trainer.forward_loss(b);
+    loss.backward();
+    recorder.finish_backward();
+    if (trace) trace->after_backward();
+    const std::int64_t live_after_backward = ledger.live();
+    ledger.reset_op_peak();
+    const auto t_opt = std::chrono::steady_clock::now();
+    trainer.optimizer_step();
+    trainer.zero_grad();
+    const std::int64_t opt_delta = ledger.op_peak() - live_after_backward;
+    const double opt_elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_opt).count();
+    StepStats s;
+    s.loss = loss.item<double>();
+    loss = torch::Tensor();
+    inputs = static_cast<std::int64_t>(b.idx.nbytes() + b.targets.nbytes());
+    b = Batch{};
+    s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    s.peak_bytes = ledger.step_peak();
+    s.step = it;
+    auto ops = recorder.take_ops();
+    if (trace) trace->end_step(it, s.peak_bytes, ops);
+
+    // A forward without autograd recording: what a checkpoint's first forward costs.
+    {
+      torch::NoGradGuard no_grad;
+      Batch nb = trainer.batch(static_cast<std::uint64_t>(trainer.steps_done()));
+      trainer.forward_loss(nb);
+    }
+    auto nograd_ops = recorder.take_ops();
+    if (trace) profiler::ledger().take_events();  // the extra forward is not part of a step
+
+    if (measure) {
+      run.steps.push_back(s);
+      step_ms.push_back(s.ms);
+      opt_ms.push_back(opt_elapsed);
+      peak = std::max(peak, s.peak_bytes);
+      opt_peak = std::max(opt_peak, opt_delta);
+      resident = std::max(resident, live_at_start);
+      for (const auto& op : ops) {
+        if (op.stage < 0 || op.stage >= L) continue;
+        auto& st = stages[op.stage];
+        if (op.phase == Phase::Forward) {
+          st.seen_fwd = true;
+          st.fwd_ms.push_back(op.ms());
+          st.out = op.output_bytes;
+          st.saved = std::max(st.saved, op.net() - op.output_bytes);
+          st.fwd_peak = std::max(st.fwd_peak, op.peak_delta());
+        } else if (op.phase == Phase::Backward) {
+          st.seen_bwd = true;
+          st.bwd_ms.push_back(op.ms());
+          st.bwd_peak = std::max(st.bwd_peak, op.peak_delta());
+        }
+      }
+      for (const auto& op : nograd_ops) {
+        if (op.stage < 0 || op.stage >= L || op.grad_mode) continue;
+        auto& st = stages[op.stage];
+        st.seen_nograd = true;
+        st.nograd_ms.push_back(op.ms());
+        st.nograd_peak = std::max(st.nograd_peak, op.peak_delta());
+      }
+    }
+    if (o.on_step) o.on_step(it + 1, total, s);
+  }
+  recorder.uninstall();
+
+  ChainProfile& p = run.profile;
+  p.model = "gpt";
+  p.config = model->config();
+  p.digest = model->digest();
+  p.torch_version = TORCH_VERSION;
+  p.warmup = o.warmup;
+  p.iters = o.iters;
+  std::vector<torch::Tensor> params_and_buffers = model->parameters();
+  for (const auto& b : model->buffers()) params_and_buffers.push_back(b);
+  p.static_bytes.parameters = unique_bytes(params_and_buffers);
+  p.static_bytes.gradients = unique_bytes(model->parameters());
+  p.static_bytes.optimizer_state = optimizer_bytes(trainer.optimizer());
+  p.static_bytes.inputs = nonneg(inputs);
+  const std::uint64_t known = p.static_bytes.parameters + p.static_bytes.optimizer_state + p.static_bytes.inputs;
+  p.static_bytes.other = nonneg(resident - static_cast<std::int64_t>(known));
+  p.peak_bytes = nonneg(peak);
+  p.step_ms = median(step_ms);
+  p.optimizer_peak_bytes = nonneg(opt_peak);
+  p.optimizer_ms = median(opt_ms);
+  for (int k = 0; k < L; ++k) {
+    const auto& st = stages[k];
+    if (!st.seen_fwd || !st.seen_bwd || !st.seen_nograd) {
+      throw std::runtime_error(fmt::format("profiler: stage {} was not observed in every phase", k));
+    }
+    StageProfile sp;
+    sp.name = model->stage_name(k);
+    sp.kind = model->stage_kind(k);
+    sp.input_bytes = k == 0 ? nonneg(inputs / 2) : p.layers.back().output_bytes;
+    sp.output_bytes = nonneg(st.out);
+    sp.saved_bytes = nonneg(st.saved);
+    sp.param_bytes = unique_bytes(model->stage_parameters(k));
+    sp.input_requires_grad = k > 0;
+    sp.forward_peak_bytes = nonneg(st.fwd_peak);
+    sp.forward_nograd_peak_bytes = nonneg(st.nograd_peak);
+    sp.backward_peak_bytes = nonneg(st.bwd_peak);
+    sp.forward_ms = median(st.fwd_ms);
+    sp.forward_nograd_ms = median(st.nograd_ms);
+    sp.backward_ms = median(st.bwd_ms);
+    p.layers.push_back(std::move(sp));
+  }
+  if (trace) run.trace = trace->finish();
+  return run;
+}
+
+}  // namespace tidemark::runtime
