@@ -1,0 +1,125 @@
+// Profile accuracy (issue: profiler): saved bytes against the analytic count, scaling,
+// the no-checkpoint peak, memory categories in traces.
+#include "catch.hpp"
+#include "tidemark/planner/simulator.hpp"
+#include "tidemark/runtime/profiling.hpp"
+
+using namespace tidemark;
+using namespace tidemark::runtime;
+
+namespace {
+
+ModelConfig shape(std::int64_t batch, std::int64_t seq, std::int64_t d_model, std::int64_t heads,
+                  double dropout = 0.1) {
+  ModelConfig c;
+  c.layers = 2;
+  c.batch = batch;
+  c.seq = seq;
+  c.d_model = d_model;
+  c.heads = heads;
+  c.dropout = dropout;
+  return c;
+}
+
+ProfileRun profile(const ModelConfig& c, bool trace = false) {
+  TrainingConfig cfg;
+  cfg.model = c;
+  Trainer trainer(cfg);
+  ProfileOptions o;
+  o.warmup = 1;
+  o.iters = 2;
+  o.trace = trace;
+  return profile_model(trainer, o);
+}
+
+double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1.0); }
+
+}  // namespace
+
+TEST_CASE("block saved bytes match the analytic count of gpt.hpp", "[torch][profiler]") {
+  for (const auto& c : {shape(2, 32, 64, 4), shape(4, 64, 32, 2), shape(2, 48, 96, 6, 0.0),
+                        shape(3, 16, 128, 8)}) {
+    INFO(c.describe());
+    ProfileRun run = profile(c);
+    const std::uint64_t analytic = analytic_block_saved_bytes(c);
+    for (const auto& l : run.profile.layers) {
+      if (l.kind != "block") continue;
+      INFO(l.name << " measured " << l.saved_bytes << " analytic " << analytic);
+      CHECK(rel(static_cast<double>(l.saved_bytes), static_cast<double>(analytic)) < 0.02);
+      CHECK(l.output_bytes == static_cast<std::uint64_t>(c.batch * c.seq * c.d_model * 4));
+    }
+  }
+}
+
+TEST_CASE("saved bytes scale with batch linearly and with sequence as the count says", "[torch][profiler]") {
+  auto block_saved = [](const ModelConfig& c) { return static_cast<double>(profile(c).profile.layers[1].saved_bytes); };
+  const ModelConfig base = shape(2, 32, 64, 4);
+  ModelConfig twice_batch = base;
+  twice_batch.batch = 4;
+  ModelConfig twice_seq = base;
+  twice_seq.seq = 64;
+  const double s = block_saved(base), sb = block_saved(twice_batch), st = block_saved(twice_seq);
+  CHECK(rel(sb, 2 * s) < 0.02);
+  // Doubling the sequence doubles the B*T*C terms and quadruples the attention scores.
+  const double expected_ratio = static_cast<double>(analytic_block_saved_bytes(twice_seq)) /
+                                static_cast<double>(analytic_block_saved_bytes(base));
+  CHECK(expected_ratio > 2.4);
+  CHECK(rel(st / s, expected_ratio) < 0.02);
+}
+
+TEST_CASE("the profile predicts the measured no-checkpoint peak", "[torch][profiler]") {
+  for (const auto& c : {shape(2, 32, 64, 4), shape(4, 64, 64, 4)}) {
+    INFO(c.describe());
+    ProfileRun run = profile(c);
+    const ChainProfile& p = run.profile;
+    // Static bytes plus what every stage retains, plus the last backward's transient.
+    std::uint64_t retained = p.static_bytes.resident();
+    for (const auto& l : p.layers) retained += l.output_bytes + l.saved_bytes;
+    CHECK(retained <= p.peak_bytes);
+    CHECK(rel(static_cast<double>(retained), static_cast<double>(p.peak_bytes)) < 0.25);
+    // The simulator composes the same numbers with each operation's transient peak.
+    auto sim = planner::simulate(planner::chain_from_profile(p), PlanNode::sequence(0, static_cast<int>(p.layers.size()),
+                                                                                       {PlanNode::save(0, static_cast<int>(p.layers.size()))}));
+    INFO("simulated " << sim.peak_bytes << " measured " << p.peak_bytes);
+    CHECK(rel(static_cast<double>(sim.peak_bytes), static_cast<double>(p.peak_bytes)) < 0.05);
+    CHECK(p.static_bytes.optimizer_state == 2 * p.static_bytes.gradients);
+    CHECK(p.static_bytes.inputs == static_cast<std::uint64_t>(2 * c.batch * c.seq * 8));
+  }
+}
+
+TEST_CASE("a profile trace has every stage in forward and backward and classified memory", "[torch][profiler]") {
+  const ModelConfig c = shape(2, 32, 64, 4);
+  ProfileRun run = profile(c, /*trace=*/true);
+  REQUIRE(run.trace);
+  const Trace& t = *run.trace;
+  const int L = static_cast<int>(c.stages());
+  REQUIRE(static_cast<int>(t.stages.size()) == L);
+  for (int k = 0; k < L; ++k) {
+    int fwd = 0, bwd = 0;
+    for (const auto& s : t.spans) {
+      fwd += s.stage == k && s.phase == Phase::Forward;
+      bwd += s.stage == k && s.phase == Phase::Backward;
+    }
+    CHECK(fwd == 2);  // two measured steps
+    CHECK(bwd == 2);
+  }
+  REQUIRE(t.steps.size() == 2);
+  REQUIRE(t.memory.size() > 10);
+  const auto& p = run.profile;
+  auto at = [&](MemoryCategory cat, size_t i) { return t.memory.category[static_cast<int>(cat)][i]; };
+  std::uint64_t max_grad = 0, max_act = 0;
+  for (size_t i = 0; i < t.memory.size(); ++i) {
+    // Parameters and buffers are resident throughout; optimizer state exists after warm-up.
+    CHECK(at(MemoryCategory::Parameter, i) == p.static_bytes.parameters);
+    CHECK(at(MemoryCategory::OptimizerState, i) == p.static_bytes.optimizer_state);
+    max_grad = std::max(max_grad, at(MemoryCategory::Gradient, i));
+    max_act = std::max(max_act, at(MemoryCategory::Activation, i));
+  }
+  // All gradients exist together at the end of backward.
+  CHECK(max_grad == p.static_bytes.gradients);
+  // At the end of forward every stage's output and saved tensors are activations.
+  std::uint64_t retained = 0;
+  for (const auto& l : p.layers) retained += l.output_bytes + l.saved_bytes;
+  CHECK(rel(static_cast<double>(max_act), static_cast<double>(retained)) < 0.02);
+  CHECK(t.peak_bytes == p.peak_bytes);
+}
