@@ -1,0 +1,52 @@
+#include "run.hpp"
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace tidemark::testing {
+
+std::string tidemark_path() { return std::string(TIDEMARK_BINARY_DIR) + "/cli/tidemark"; }
+
+Run run_tidemark(const std::string& args) {
+  Run r;
+  std::string cmd = tidemark_path() + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string scratch_dir(const std::string& name) {
+  auto dir = std::filesystem::path(TIDEMARK_BINARY_DIR) / "test-scratch" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+bool file_exists(const std::string& path) { return std::filesystem::exists(path); }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void spit(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+int error_lines(const std::string& output) {
+  int n = 0;
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) n += line.rfind("error:", 0) == 0;
+  return n;
+}
+
+}  // namespace tidemark::testing

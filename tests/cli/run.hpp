@@ -1,0 +1,23 @@
+#pragma once
+// Running the tidemark binary from tests.
+#include <string>
+
+namespace tidemark::testing {
+
+struct Run {
+  int rc = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `tidemark <args>` (args are passed to the shell as written).
+Run run_tidemark(const std::string& args);
+std::string tidemark_path();
+// A fresh empty directory under the build tree for one test.
+std::string scratch_dir(const std::string& name);
+bool file_exists(const std::string& path);
+std::string slurp(const std::string& path);
+void spit(const std::string& path, const std::string& text);
+// Number of lines starting with "error:".
+int error_lines(const std::string& output);
+
+}  // namespace tidemark::testing

@@ -1,0 +1,130 @@
+// The command line's contract for bad input: one "error:" line, exit 2, nothing half-written
+// and nothing already there lost.
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "catch.hpp"
+#include "run.hpp"
+
+using namespace tidemark::testing;
+
+namespace {
+
+const std::string kTiny = "--layers 2 --d-model 32 --heads 2 --seq 32 --batch 2";
+
+void refused(const std::string& args, const std::string& expect_in_message) {
+  INFO("tidemark " << args);
+  Run r = run_tidemark(args);
+  INFO(r.output);
+  CHECK(r.rc == 2);
+  CHECK(error_lines(r.output) == 1);
+  CHECK(r.output.find(expect_in_message) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("help teaches every command", "[cli]") {
+  Run r = run_tidemark("--help");
+  CHECK(r.rc == 0);
+  CHECK(r.output.find("tidemark plan") != std::string::npos);
+  for (const char* cmd : {"train", "profile", "export"}) {
+    Run c = run_tidemark(std::string(cmd) + " --help");
+    INFO(cmd);
+    CHECK(c.rc == 0);
+    CHECK(c.output.find("Example") != std::string::npos);
+  }
+}
+
+TEST_CASE("train refuses bad flags and values", "[cli][torch]") {
+  refused("train --no-such-flag", "no-such-flag");
+  refused("train " + kTiny + " --steps abc", "abc");
+  refused("train --layers 0 --steps 1", "--layers must be a positive integer");
+  refused("train --batch -3 --steps 1", "--batch");
+  refused("train --d-model 32 --heads 3 --steps 1", "--heads 3 does not divide --d-model 32");
+  refused("train " + kTiny + " --steps 0", "--steps");
+  refused("train " + kTiny + " --dropout 1.5 --steps 1", "--dropout");
+  refused("train " + kTiny + " --dtype float16 --steps 1", "--dtype");
+  refused("train " + kTiny + " --steps 1 --data /nonexistent/corpus.txt", "/nonexistent/corpus.txt");
+  refused("train " + kTiny + " --vocab 50 --steps 1", "--vocab 50 is too small");
+  refused("train " + kTiny + " --steps 1 --gc-option use_reentrant=false --gradient-checkpointing",
+          "use_reentrant=false");
+  refused("train " + kTiny + " --steps 1 --gc-option debug=true", "--gc-option needs --gradient-checkpointing");
+}
+
+TEST_CASE("train checks its outputs before training and loses nothing", "[cli][torch]") {
+  const std::string dir = scratch_dir("train_outputs");
+  refused("train " + kTiny + " --steps 1 --report " + dir + "/missing/r.json", "--report");
+  refused("train " + kTiny + " --steps 1 --trace " + dir, "is a directory");
+  // A failing run leaves an existing report as it was.
+  spit(dir + "/r.json", "old report");
+  refused("train " + kTiny + " --steps 1 --heads 5 --report " + dir + "/r.json", "--heads");
+  CHECK(slurp(dir + "/r.json") == "old report");
+}
+
+TEST_CASE("train writes a complete report", "[cli][torch]") {
+  const std::string dir = scratch_dir("train_report");
+  Run r = run_tidemark("train " + kTiny + " --steps 3 -q --report " + dir + "/r.json");
+  INFO(r.output);
+  REQUIRE(r.rc == 0);
+  auto j = nlohmann::json::parse(slurp(dir + "/r.json"));
+  CHECK(j["schema"] == "tidemark.report");
+  CHECK(j["version"] == 1);
+  CHECK(j["steps"] == 3);
+  CHECK(j["losses"].size() == 3);
+  CHECK(j["peak_bytes"].get<std::uint64_t>() > 0);
+  CHECK(j["step_ms_median"].get<double>() > 0);
+  // No temporary files left next to it.
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+  CHECK(files == 1);
+}
+
+TEST_CASE("train --device cuda without a GPU is a clear error", "[cli][torch]") {
+  Run r = run_tidemark("train " + kTiny + " --steps 1 --device cuda");
+  if (r.rc == 0) {
+    WARN("a CUDA GPU is present; nothing to check");
+    return;
+  }
+  CHECK(r.rc == 2);
+  CHECK(r.output.find("--device cuda") != std::string::npos);
+}
+
+TEST_CASE("profile refuses bad input before running", "[cli][torch]") {
+  const std::string dir = scratch_dir("profile_bad");
+  refused("profile " + kTiny + " -o " + dir + "/nodir/p.json", "-o");
+  refused("profile " + kTiny + " -o " + dir + "/p.json --trace " + dir + "/nodir/t.json", "--trace");
+  refused("profile --heads 7 -o " + dir + "/p.json", "--heads 7");
+  refused("profile " + kTiny + " --iters 0 -o " + dir + "/p.json", "--iters");
+  CHECK_FALSE(file_exists(dir + "/p.json"));
+  refused("profile " + kTiny, "-o");  // required
+}
+
+TEST_CASE("profile, trace and export round trip through the CLI", "[cli][torch]") {
+  const std::string dir = scratch_dir("profile_export");
+  Run p = run_tidemark("profile " + kTiny + " -q --warmup 1 --iters 2 -o " + dir + "/p.json --trace " + dir +
+                   "/t.json --report " + dir + "/r.json");
+  INFO(p.output);
+  REQUIRE(p.rc == 0);
+  auto prof = nlohmann::json::parse(slurp(dir + "/p.json"));
+  CHECK(prof["schema"] == "tidemark.profile");
+  CHECK(prof["layers"].size() == 4);
+  Run e = run_tidemark("export " + dir + "/t.json --chrome " + dir + "/c.json");
+  REQUIRE(e.rc == 0);
+  auto chrome = nlohmann::json::parse(slurp(dir + "/c.json"));
+  bool x = false, c = false;
+  for (const auto& ev : chrome["traceEvents"]) {
+    x = x || ev["ph"] == "X";
+    c = c || ev["ph"] == "C";
+  }
+  CHECK(x);
+  CHECK(c);
+  // export of something that is not a trace, or of another version
+  refused("export " + dir + "/p.json --chrome " + dir + "/x.json", "tidemark.profile");
+  auto t = nlohmann::json::parse(slurp(dir + "/t.json"));
+  t["version"] = 7;
+  spit(dir + "/t7.json", t.dump());
+  refused("export " + dir + "/t7.json --chrome " + dir + "/x.json", "version 7");
+  spit(dir + "/trunc.json", slurp(dir + "/t.json").substr(0, 100));
+  refused("export " + dir + "/trunc.json --chrome " + dir + "/x.json", "not valid JSON");
+  CHECK_FALSE(file_exists(dir + "/x.json"));
+}
