@@ -1,0 +1,52 @@
+#include "chain_terms.hpp"
+
+#include <algorithm>
+
+namespace tidemark::planner::detail {
+
+ChainTerms::ChainTerms(const Chain& chain) : chain_(chain), n_(chain.size()) {
+  param_prefix_.assign(n_ + 1, 0);
+  for (int k = 0; k < n_; ++k) param_prefix_[k + 1] = param_prefix_[k] + chain.stages[k].param;
+  // Running sums over t, so a segment's time adds its stages in execution order.
+  nograd_peak_.assign(static_cast<std::size_t>(n_) * (n_ + 1), 0);
+  nograd_ms_.assign(nograd_peak_.size(), 0.0);
+  for (int i = 0; i < n_; ++i) {
+    std::uint64_t peak = 0;
+    double ms = 0;
+    for (int t = i; t < n_; ++t) {
+      const StageCost& s = chain.stages[t];
+      peak = std::max(peak, (t > i ? chain.in(t) : 0) + s.nograd_peak);
+      ms += s.nograd_ms;
+      nograd_peak_[at(i, t + 1)] = peak;
+      nograd_ms_[at(i, t + 1)] = ms;
+    }
+  }
+}
+
+SaveTerms ChainTerms::save(int i, int v, int j) const {
+  const StageCost& s = chain_.stages[i];
+  const VariantCost& var = s.variants[v];
+  SaveTerms t;
+  t.forward = var.forward_peak;
+  t.keep = s.out + var.saved;
+  std::uint64_t left_by_rest = 0;
+  if (i + 1 < j) {
+    left_by_rest = params(i + 1, j) + chain_.grad_in(i + 1);
+  } else if (j == n_) {
+    left_by_rest = s.out;  // the loss, kept by the caller
+  }
+  t.backward = var.saved + left_by_rest + var.backward_peak;
+  t.ms = var.forward_ms + var.backward_ms;
+  return t;
+}
+
+CheckpointTerms ChainTerms::checkpoint(int i, int k, int j) const {
+  CheckpointTerms t;
+  t.forward = nograd_peak_[at(i, k)];
+  t.keep = chain_.stages[k - 1].out;
+  t.inner_base = params(k, j) + chain_.grad_in(k);
+  t.ms = nograd_ms_[at(i, k)];
+  return t;
+}
+
+}  // namespace tidemark::planner::detail

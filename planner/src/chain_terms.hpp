@@ -1,0 +1,63 @@
+#pragma once
+// Private: the byte and time terms of Note [optimal recurrence] (dp.hpp), one place for
+// the derivation that both the time program (dp.cpp) and the minimum-peak recursion
+// (min_peak.cpp) read.
+//
+// Note [recurrence terms]
+// Derived from Note [execution model] (simulator.hpp) for a list over [i, j) starting at
+// live level B, with a_i and the gradient of a_j live; y_k = out(k), p_k = param(k),
+// gx_k = grad_in(k), P(a..b) = sum of p over [a, b).
+// Save stage i (variant with s, f, b): forward peaks at B + f, then B + y_i + s stays live
+// while the rest [i+1, j) runs. The rest frees everything it made except its parameter
+// gradients P(i+1..j) and the gradient of a_{i+1}; it frees a_{i+1} itself, and its final
+// output either is dropped (inner list) or is the kept loss whose gradient the top-level
+// backward frees (same bytes). Every free of the rest's comes after its last peak. So
+// stage i's backward peaks at B + s + P(i+1..j) + gx_{i+1} + b. With no rest (i+1 == j)
+// it peaks at B + s + b, plus y_i at top level where the output is the kept loss.
+// Checkpoint [i, k): the no-grad forward of stage t peaks at B + (a_t if t > i) + fn_t
+// (it frees a_t once stage t ran), a_k = y_{k-1} stays live while the rest [k, j) runs,
+// which leaves P(k..j) + gx_k, and the inner list over [i, k) runs on top of that.
+#include <cstdint>
+#include <vector>
+
+#include "tidemark/planner/chain.hpp"
+
+namespace tidemark::planner::detail {
+
+struct SaveTerms {
+  std::uint64_t forward = 0;   // peak above B during the stage's forward
+  std::uint64_t keep = 0;      // live above B while the rest of the list runs
+  std::uint64_t backward = 0;  // peak above B during the stage's backward
+  double ms = 0;               // forward + backward time
+};
+
+struct CheckpointTerms {
+  std::uint64_t forward = 0;     // peak above B during the no-grad forward
+  std::uint64_t keep = 0;        // a_k, live above B while the rest runs
+  std::uint64_t inner_base = 0;  // live above B when the inner list starts
+  double ms = 0;                 // no-grad forward time
+};
+
+class ChainTerms {
+ public:
+  explicit ChainTerms(const Chain& chain);
+
+  int stages() const { return n_; }
+  int variants(int i) const { return static_cast<int>(chain_.stages[i].variants.size()); }
+  // First node save stage i (variant v) of a list over [i, j); j == stages() is top level.
+  SaveTerms save(int i, int v, int j) const;
+  // First node checkpoint [i, k) of a list over [i, j), i < k < j.
+  CheckpointTerms checkpoint(int i, int k, int j) const;
+
+ private:
+  std::uint64_t params(int a, int b) const { return param_prefix_[b] - param_prefix_[a]; }
+  std::size_t at(int i, int k) const { return static_cast<std::size_t>(i) * (n_ + 1) + k; }
+
+  const Chain& chain_;
+  int n_;
+  std::vector<std::uint64_t> param_prefix_;  // [k]: P(0..k)
+  std::vector<std::uint64_t> nograd_peak_;   // [at(i, k)]: no-grad forward peak of [i, k)
+  std::vector<double> nograd_ms_;            // [at(i, k)]: its time
+};
+
+}  // namespace tidemark::planner::detail

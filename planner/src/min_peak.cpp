@@ -1,0 +1,95 @@
+// The exact minimum peak: Note [optimal recurrence] (dp.hpp) with (max, +) over bytes in
+// place of the slotted (min, +) over time. Among plans of equal peak it keeps the faster
+// choice at each step, so the minimum-peak plan is not needlessly slow.
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "chain_terms.hpp"
+#include "plan_build.hpp"
+#include "tidemark/planner/dp.hpp"
+
+namespace tidemark::planner {
+namespace {
+
+struct Need {
+  std::uint64_t bytes = std::numeric_limits<std::uint64_t>::max();
+  double ms = std::numeric_limits<double>::infinity();
+  int variant = -1;  // first node: save with this variant, or -1: checkpoint [i, split)
+  int split = 0;
+};
+
+class MinPeak {
+ public:
+  explicit MinPeak(const Chain& chain) : n_(chain.size()), terms_(chain) {
+    inner_.resize(static_cast<std::size_t>(n_) * (n_ - 1) / 2);
+    top_.resize(n_);
+    for (int d = 1; d < n_; ++d) {
+      for (int i = 0; i + d < n_; ++i) solve(i, i + d);
+    }
+    for (int i = n_ - 1; i >= 0; --i) solve(i, n_);
+  }
+
+  // Peak above the list's start level, for the list over [i, j).
+  const Need& at(int i, int j) const { return const_cast<MinPeak*>(this)->cell(i, j); }
+
+ private:
+  Need& cell(int i, int j) {
+    if (j == n_) return top_[i];
+    return inner_[static_cast<std::size_t>(j) * (j - 1) / 2 + i];
+  }
+
+  void solve(int i, int j) {
+    Need best;
+    auto offer = [&](std::uint64_t bytes, double ms, int variant, int split) {
+      if (bytes < best.bytes || (bytes == best.bytes && ms < best.ms)) {
+        best = Need{bytes, ms, variant, split};
+      }
+    };
+    for (int v = 0; v < terms_.variants(i); ++v) {
+      const detail::SaveTerms t = terms_.save(i, v, j);
+      std::uint64_t bytes = std::max(t.forward, t.backward);
+      double ms = t.ms;
+      if (i + 1 < j) {
+        const Need& rest = at(i + 1, j);
+        bytes = std::max(bytes, t.keep + rest.bytes);
+        ms += rest.ms;
+      }
+      offer(bytes, ms, v, 0);
+    }
+    for (int k = i + 1; k < j; ++k) {
+      const detail::CheckpointTerms t = terms_.checkpoint(i, k, j);
+      const Need& rest = at(k, j);
+      const Need& inner = at(i, k);
+      offer(std::max({t.forward, t.keep + rest.bytes, t.inner_base + inner.bytes}),
+            t.ms + rest.ms + inner.ms, -1, k);
+    }
+    cell(i, j) = best;
+  }
+
+  int n_;
+  detail::ChainTerms terms_;
+  std::vector<Need> inner_;
+  std::vector<Need> top_;
+};
+
+}  // namespace
+
+std::uint64_t minimum_peak(const Chain& chain) {
+  const MinPeak table(chain);
+  return std::max(start_bytes(chain) + table.at(0, chain.size()).bytes, optimizer_step_peak(chain));
+}
+
+PlanNode minimum_peak_plan(const Chain& chain) {
+  const MinPeak table(chain);
+  auto choose = [&](int i, int j, int) {
+    const Need& need = table.at(i, j);
+    detail::FirstNode<int> first;
+    first.variant = need.variant;
+    first.split = need.split;
+    return first;
+  };
+  return detail::root_of(chain, detail::build_list(chain, 0, chain.size(), 0, choose));
+}
+
+}  // namespace tidemark::planner
