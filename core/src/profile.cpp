@@ -49,6 +49,7 @@ std::string profile_to_json(const ChainProfile& p) {
   doc["dtype"] = p.config.dtype;
   doc["device"] = p.config.device;
   doc["torch_version"] = p.torch_version;
+  doc["timing"] = p.timing;
   doc["warmup"] = p.warmup;
   doc["iters"] = p.iters;
   doc["static_bytes"] = json{{"parameters", p.static_bytes.parameters},
@@ -102,6 +103,7 @@ ChainProfile profile_from_json(const std::string& text, const std::string& sourc
     }
   }
   if (auto t = root.get("torch_version")) p.torch_version = t->str();
+  if (auto t = root.get("timing")) p.timing = t->str();
   if (auto w = root.get("warmup")) p.warmup = static_cast<int>(w->i64());
   if (auto i = root.get("iters")) p.iters = static_cast<int>(i->i64());
   JsonView sb = root.at("static_bytes");

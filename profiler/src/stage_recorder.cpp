@@ -1,6 +1,7 @@
 #include "tidemark/profiler/stage_recorder.hpp"
 
 #include <algorithm>
+#include <torch/csrc/autograd/engine.h>
 
 namespace tidemark::profiler {
 
@@ -32,14 +33,21 @@ OpRecord StageRecorder::open(int stage, Phase phase, bool grad_mode) {
   // The op window measures the peak inside this operation only. Nested forwards (a stage
   // inside a checkpointed segment's forward) are not nested stage ops: the chain runs stages
   // one at a time, so the window belongs to the innermost open op.
+  if (boundary_hook_) boundary_hook_();
   ledger_.reset_op_peak();
   ledger_.snapshot(op.live_before, op.peak);
+  op.id = next_id_++;
+  if (gpu_) gpu_->begin_scope(op.id);
   op.t0_ns = now_ns();
   return op;
 }
 
 void StageRecorder::close(OpRecord& op) {
+  if (boundary_hook_) boundary_hook_();
   op.t1_ns = now_ns();
+  if (gpu_ && (op.phase != Phase::Backward || backward_thread_ == std::this_thread::get_id())) {
+    gpu_->end_scope(op.id);
+  }
   ledger_.snapshot(op.live_after, op.peak);
   done_.push_back(op);
 }
@@ -68,6 +76,37 @@ void StageRecorder::backward_begin(int stage) {
   std::lock_guard<std::mutex> lock(mu_);
   close_backward_locked();
   backward_ = open(stage, Phase::Backward, true);
+  backward_thread_ = std::this_thread::get_id();
+  if (gpu_ && stage == 0) {
+    // Stage 0's backward ends with the graph; close its GPU scope on the thread that opened
+    // it (autograd's device thread) when the engine finishes, not later on the caller's.
+    torch::autograd::Engine::get_default_engine().queue_callback([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (backward_ && backward_thread_ == std::this_thread::get_id()) close_backward_locked();
+    });
+  }
+}
+
+void StageRecorder::set_boundary_hook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  boundary_hook_ = std::move(hook);
+}
+
+void StageRecorder::set_gpu_timer(GpuTimer* timer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gpu_ = timer;
+}
+
+GpuStepTimes StageRecorder::collect_gpu_times() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!gpu_) return {};
+  GpuStepTimes t = gpu_->collect();
+  for (auto& op : done_) {
+    auto it = t.scopes.find(op.id);
+    if (it != t.scopes.end()) op.gpu_ms = it->second.busy_ms;
+    else if (op.gpu_ms < 0) op.gpu_ms = 0;  // the op launched no GPU work
+  }
+  return t;
 }
 
 void StageRecorder::recompute_begin() {

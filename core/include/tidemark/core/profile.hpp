@@ -64,6 +64,9 @@ struct ChainProfile {
   std::string torch_version;
   int warmup = 0;
   int iters = 0;
+  // Where stage times come from: "wall" (CPU), "cupti" (GPU kernel time per stage), or
+  // "wall-synchronized" (CUDA without CUPTI: the device is synchronized at stage bounds).
+  std::string timing = "wall";
   StaticBytes static_bytes;
   std::uint64_t peak_bytes = 0;            // measured no-checkpoint peak of a step
   double step_ms = 0;                      // measured no-checkpoint median step time

@@ -8,11 +8,14 @@
 // backward runs from its backward_begin to the next backward_begin, recompute_begin or
 // finish_backward().
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "tidemark/core/trace.hpp"
+#include "tidemark/profiler/gpu_timer.hpp"
 #include "tidemark/profiler/memory_ledger.hpp"
 #include "tidemark/profiler/stage_observer.hpp"
 
@@ -26,6 +29,11 @@ struct OpRecord {
   std::int64_t t0_ns = 0, t1_ns = 0;
   std::int64_t live_before = 0, live_after = 0, peak = 0;
   std::int64_t output_bytes = 0;  // forward ops
+  std::uint64_t id = 0;           // GPU scope id
+  double gpu_ms = -1;             // GPU busy time of the op's kernels (CUPTI), -1 if unknown
+
+  // GPU time where CUPTI measured it, else wall time.
+  double best_ms() const { return gpu_ms >= 0 ? gpu_ms : ms(); }
 
   double ms() const { return static_cast<double>(t1_ns - t0_ns) / 1e6; }
   std::int64_t peak_delta() const { return peak - live_before; }
@@ -42,6 +50,13 @@ class StageRecorder : public StageObserver {
   void uninstall();
 
   void set_step(int step);
+  // GPU timing (CUDA): every op is a GpuTimer scope. The timer must outlive the recorder.
+  void set_gpu_timer(GpuTimer* timer);
+  // Takes the GPU times of the ops recorded so far (call after synchronizing the device).
+  GpuStepTimes collect_gpu_times();
+  // Called at every op boundary, e.g. a device synchronize so that wall times of
+  // asynchronous CUDA work are right when CUPTI is not available.
+  void set_boundary_hook(std::function<void()> hook);
   // Closes the backward span still open when loss.backward() returns.
   void finish_backward();
 
@@ -67,6 +82,10 @@ class StageRecorder : public StageObserver {
   bool installed_ = false;
   std::vector<OpRecord> forward_stack_;  // nested forwards (a checkpoint's forward inside another)
   std::optional<OpRecord> backward_;     // the open backward span
+  std::thread::id backward_thread_;      // where its GPU scope was opened
+  GpuTimer* gpu_ = nullptr;
+  std::function<void()> boundary_hook_;
+  std::uint64_t next_id_ = 1;
   std::vector<OpRecord> done_;
 };
 
