@@ -1,6 +1,7 @@
 // tidemark: find the memory high-water mark of a LibTorch training step and lower it.
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <fmt/format.h>
 
 #include "cli_config.hpp"
@@ -35,6 +36,21 @@ int main(int argc, char** argv) {
 #endif
 #if TIDEMARK_HAVE_VIEWER
   tidemark::cli::add_view_command(app);
+#endif
+#if !TIDEMARK_HAVE_VIEWER
+  if (argc > 1 && std::string(argv[1]) == "view") {
+    std::fprintf(stderr,
+                 "error: this tidemark was built without the viewer (it needs libimgui-dev, "
+                 "libglfw3-dev and libgl-dev; run scripts/install-deps, then rebuild)\n");
+    return 2;
+  }
+#endif
+#if !TIDEMARK_HAVE_TORCH
+  if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "profile")) {
+    std::fprintf(stderr, "error: this tidemark was built without LibTorch, so it cannot %s "
+                         "(install libtorch-dev and rebuild with -DTIDEMARK_WITH_TORCH=ON)\n", argv[1]);
+    return 2;
+  }
 #endif
   try {
     app.parse(argc, argv);

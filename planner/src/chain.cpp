@@ -1,5 +1,9 @@
 #include "tidemark/planner/chain.hpp"
 
+#include <fmt/format.h>
+
+#include "tidemark/core/error.hpp"
+
 namespace tidemark::planner {
 
 int Chain::variant_index(int k, const std::string& variant) const {
@@ -30,6 +34,21 @@ Chain chain_from_profile(const ChainProfile& p) {
   c.fixed_ms = p.fixed_ms();
   c.measured_peak = p.peak_bytes;
   c.measured_step_ms = p.step_ms;
+  // The execution model chains stages: a_k is stage k-1's output, and backward reaches every
+  // stage. Profiles that say otherwise cannot be planned, so refuse them by name.
+  for (size_t k = 1; k < p.layers.size(); ++k) {
+    const auto& l = p.layers[k];
+    if (!l.input_requires_grad) {
+      throw FormatError(fmt::format("profile: layers[{}] ({}): input_requires_grad is false, but only "
+                                    "the first stage's input may be without gradient",
+                                    k, l.name));
+    }
+    if (l.input_bytes != p.layers[k - 1].output_bytes) {
+      throw FormatError(fmt::format("profile: layers[{}] ({}): input_bytes {} differs from the previous "
+                                    "stage's output_bytes {}; stages must form a chain",
+                                    k, l.name, l.input_bytes, p.layers[k - 1].output_bytes));
+    }
+  }
   for (const auto& l : p.layers) {
     StageCost s;
     s.name = l.name;
@@ -43,7 +62,11 @@ Chain chain_from_profile(const ChainProfile& p) {
     s.variants.push_back(VariantCost{"", l.saved_bytes, l.forward_peak_bytes, l.backward_peak_bytes,
                                      l.forward_ms, l.backward_ms});
     for (const auto& v : l.variants) {
-      if (v.name == "full") continue;  // the plain form, already variants[0]
+      if (v.name == "full" || v.name == "save") {
+        throw FormatError(fmt::format("profile: stage {}: variant name \"{}\" is reserved for the "
+                                      "stage's plain form (its own fields)",
+                                      l.name, v.name));
+      }
       s.variants.push_back(VariantCost{v.name, v.saved_bytes, v.forward_peak_bytes,
                                        v.backward_peak_bytes, v.forward_ms, v.backward_ms});
     }
