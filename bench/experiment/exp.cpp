@@ -5,7 +5,9 @@
 #include "tidemark/runtime/trainer.hpp"
 #include "tidemark/runtime/executor.hpp"
 using namespace tidemark;
+#include <malloc.h>
 int main(int argc, char** argv) {
+  runtime::tune_cpu_allocator();
   ChainProfile prof = read_profile(argv[1]);
   auto chain = planner::chain_from_profile(prof);
   int n = chain.size();
@@ -17,11 +19,12 @@ int main(int argc, char** argv) {
   { std::vector<PlanNode> p; p.push_back(PlanNode::save(0,3)); p.push_back(PlanNode::checkpoint(3,n-1,{PlanNode::save(3,n-1)})); p.push_back(PlanNode::save(n-1,n)); plans.push_back({"half", PlanNode::sequence(0,n,p)}); }
   for (auto& [name, root] : plans) {
     auto sim = planner::simulate(chain, root);
-    runtime::TrainingConfig cfg; cfg.model = prof.config; cfg.steps = 4; cfg.plan = root;
+    runtime::TrainingConfig cfg; cfg.model = prof.config; cfg.steps = 6; cfg.plan = root;
     runtime::Trainer tr(cfg);
     auto st = tr.train();
     std::int64_t peak = 0; std::vector<double> ms;
-    for (auto& s : st) { peak = std::max(peak, s.peak_bytes); ms.push_back(s.ms); }
+    for (auto& s : st) { peak = std::max(peak, s.peak_bytes); if (s.step > 0) ms.push_back(s.ms); }
+    for (auto& s : st) fmt::print("{:.0f} ", s.ms); fmt::print("\n");
     fmt::print("{:8} predicted {:>12} measured {:>12} diff {:+.2f}%  time pred {:.0f} meas {:.0f}\n", name, sim.peak_bytes, peak,
       100.0*(double(peak)-double(sim.peak_bytes))/double(peak), sim.step_ms, median(ms));
   }

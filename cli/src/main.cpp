@@ -6,6 +6,9 @@
 
 #include "cli_config.hpp"
 #include "commands.hpp"
+#if TIDEMARK_HAVE_TORCH
+#include "tidemark/runtime/trainer.hpp"
+#endif
 #include "tidemark/core/error.hpp"
 
 namespace {
@@ -25,6 +28,9 @@ Run 'tidemark <command> --help' for the flags of each command.)";
 }  // namespace
 
 int main(int argc, char** argv) {
+#if TIDEMARK_HAVE_TORCH
+  tidemark::runtime::tune_cpu_allocator();  // Note [CPU allocator]
+#endif
   CLI::App app{kDescription, "tidemark"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tidemark " TIDEMARK_VERSION);

@@ -62,6 +62,7 @@ std::string profile_to_json(const ChainProfile& p) {
   doc["step_ms"] = p.step_ms;
   doc["optimizer_peak_bytes"] = p.optimizer_peak_bytes;
   doc["optimizer_ms"] = p.optimizer_ms;
+  doc["checkpoint_state_bytes"] = p.checkpoint_state_bytes;
   json layers = json::array();
   for (const auto& l : p.layers) {
     json j{{"name", l.name},
@@ -117,6 +118,7 @@ ChainProfile profile_from_json(const std::string& text, const std::string& sourc
   p.step_ms = root.at("step_ms").non_negative();
   p.optimizer_peak_bytes = root.at("optimizer_peak_bytes").u64();
   p.optimizer_ms = root.at("optimizer_ms").non_negative();
+  if (auto c = root.get("checkpoint_state_bytes")) p.checkpoint_state_bytes = c->u64();
   auto layers = root.items("layers");
   if (layers.empty()) root.at("layers").fail("has zero stages; a profile needs at least one");
   for (const auto& l : layers) {

@@ -31,6 +31,7 @@ Chain chain_from_profile(const ChainProfile& p) {
   Chain c;
   c.resident = p.static_bytes.resident();
   c.optimizer_peak = p.optimizer_peak_bytes;
+  c.checkpoint_state = p.checkpoint_state_bytes;
   c.fixed_ms = p.fixed_ms();
   c.measured_peak = p.peak_bytes;
   c.measured_step_ms = p.step_ms;

@@ -42,9 +42,14 @@ SaveTerms ChainTerms::save(int i, int v, int j) const {
 
 CheckpointTerms ChainTerms::checkpoint(int i, int k, int j) const {
   CheckpointTerms t;
-  t.forward = nograd_peak_[at(i, k)];
-  t.keep = chain_.stages[k - 1].out;
-  t.inner_base = params(k, j) + chain_.grad_in(k);
+  // r (checkpoint_state) is allocated before the no-grad forward and kept to the end of the
+  // checkpoint's backward; during the inner list's forward one more r is live. The inner
+  // list's row cannot tell its forward peak from its backward peak, so both r count
+  // throughout: exact when r == 0, conservative by at most r otherwise.
+  const std::uint64_t r = chain_.checkpoint_state;
+  t.forward = r + nograd_peak_[at(i, k)];
+  t.keep = chain_.stages[k - 1].out + r;
+  t.inner_base = params(k, j) + chain_.grad_in(k) + 2 * r;
   t.ms = nograd_ms_[at(i, k)];
   return t;
 }

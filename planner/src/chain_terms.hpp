@@ -17,6 +17,7 @@
 // Checkpoint [i, k): the no-grad forward of stage t peaks at B + (a_t if t > i) + fn_t
 // (it frees a_t once stage t ran), a_k = y_{k-1} stays live while the rest [k, j) runs,
 // which leaves P(k..j) + gx_k, and the inner list over [i, k) runs on top of that.
+// The checkpoint's state r adds to all three (see ChainTerms::checkpoint).
 #include <cstdint>
 #include <vector>
 

@@ -8,6 +8,7 @@
 #include "chain_terms.hpp"
 #include "plan_build.hpp"
 #include "tidemark/planner/dp.hpp"
+#include "tidemark/planner/simulator.hpp"
 
 namespace tidemark::planner {
 namespace {
@@ -76,6 +77,10 @@ class MinPeak {
 }  // namespace
 
 std::uint64_t minimum_peak(const Chain& chain) {
+  // The recursion is exact when checkpoints keep no state of their own (r == 0); otherwise
+  // its terms over-count by up to r per nesting level, so the plan it picks is simulated
+  // for the figure reported.
+  if (chain.checkpoint_state > 0) return simulate(chain, minimum_peak_plan(chain)).peak_bytes;
   const MinPeak table(chain);
   return std::max(start_bytes(chain) + table.at(0, chain.size()).bytes, optimizer_step_peak(chain));
 }

@@ -60,6 +60,9 @@ class Simulator {
   void forward_list(const std::vector<const PlanNode*>& nodes) {
     for (const PlanNode* node : nodes) {
       if (node->op == NodeOp::Checkpoint) {
+        const std::int64_t r = i(c_.checkpoint_state);
+        touch(live_ + r);
+        live_ += r;
         forward_nograd(node->begin, node->end);
         continue;
       }
@@ -100,13 +103,18 @@ class Simulator {
       for (const PlanNode* p : flatten_sequence(child)) inner.push_back(p);
     }
     const std::int64_t out = i(c_.stages[node.end - 1].out);
+    const std::int64_t r = i(c_.checkpoint_state);
+    touch(live_ + r);
+    live_ += r;  // the backward's own RNG state, put back after the recompute
     ++recomputing_;
     forward_list(inner);
     --recomputing_;
+    live_ -= r;
     live_ -= out;  // the recomputed output is dropped; only its graph is needed
     backward_list(inner, node.begin, node.end, /*held_in=*/true, /*held_out=*/true);
     if (!(node.end == last && held_out)) live_ -= out;  // the incoming gradient
     if (!(node.begin == first && held_in)) live_ -= i(c_.in(node.begin));
+    live_ -= r;  // the checkpoint's state
   }
 
   const Chain& c_;

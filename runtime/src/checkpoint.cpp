@@ -285,6 +285,12 @@ torch::Tensor checkpoint(SegmentFn fn, const torch::Tensor& input,
   return CheckpointFunction::apply(input, at::TensorList(params), seg);
 }
 
+std::uint64_t checkpoint_state_bytes(const torch::Device& device, const CheckpointOptions& options) {
+  if (!options.preserve_rng_state) return 0;
+  RngSnapshot s = take_rng(torch::empty({0}, torch::TensorOptions().device(device)));
+  return s.cpu.nbytes() + (s.cuda.defined() ? s.cuda.nbytes() : 0);
+}
+
 std::uint64_t recompute_count() { return g_recomputes.load(std::memory_order_relaxed); }
 
 bool in_recompute() { return t_recompute_depth > 0; }

@@ -193,6 +193,7 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
   p.step_ms = median(step_ms);
   p.optimizer_peak_bytes = nonneg(opt_peak);
   p.optimizer_ms = median(opt_ms);
+  p.checkpoint_state_bytes = checkpoint_state_bytes(trainer.device());
   for (int k = 0; k < L; ++k) {
     const auto& st = stages[k];
     if (!st.seen_fwd || !st.seen_bwd || !st.seen_nograd) {

@@ -2,11 +2,17 @@
 
 #include <ATen/autocast_mode.h>
 #include <chrono>
+#include <malloc.h>
 #include <fmt/format.h>
 
 #include "tidemark/core/error.hpp"
 
 namespace tidemark::runtime {
+
+void tune_cpu_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
 
 torch::Device resolve_device(const std::string& device) {
   if (device == "cuda") {

@@ -178,3 +178,32 @@ TEST_CASE("the program's best time falls as the slots grow and picks a variant w
   REQUIRE(plan);
   CHECK(describe(*plan).find("<free>") != std::string::npos);
 }
+
+TEST_CASE("with checkpoint state bytes the optimal plan still fits the simulator", "[planner]") {
+  std::mt19937 rng(77);
+  for (int n = 0; n < 150; ++n) {
+    Chain c = random_chain(rng, std::uniform_int_distribution<int>(2, 7)(rng), 1000, 1);
+    c.checkpoint_state = random_between(rng, 1, 200);
+    const std::uint64_t minimum = minimum_peak(c);
+    INFO("chain " << n << ", r " << c.checkpoint_state << ", minimum " << minimum);
+    CHECK(simulate(c, minimum_peak_plan(c)).peak_bytes == minimum);
+    for (int b = 0; b < 4; ++b) {
+      const std::uint64_t budget = random_between(rng, minimum, std::max(minimum, c.measured_peak));
+      const Candidate best = solve(c, Solver::Optimal, budget);
+      CHECK(best.sim.peak_bytes <= budget);
+      // The program counts r conservatively (at most 2r per nesting level): it is as fast
+      // as the exact brute force given that much less budget.
+      if (c.size() <= 5) {
+        const BruteForce bf(c);
+        const std::uint64_t slack = 2 * c.checkpoint_state * static_cast<std::uint64_t>(c.size());
+        if (budget >= minimum + slack) {
+          if (auto tighter = bf.fastest_within(budget - slack)) {
+            CHECK(best.sim.step_ms <= tighter->sim.step_ms);
+          }
+        }
+        REQUIRE(bf.fastest_within(budget));
+        CHECK(bf.fastest_within(budget)->sim.step_ms <= best.sim.step_ms);
+      }
+    }
+  }
+}

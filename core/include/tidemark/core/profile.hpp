@@ -71,6 +71,10 @@ struct ChainProfile {
   std::uint64_t peak_bytes = 0;            // measured no-checkpoint peak of a step
   double step_ms = 0;                      // measured no-checkpoint median step time
   std::uint64_t optimizer_peak_bytes = 0;  // above live bytes before zero_grad/step
+  // What a checkpoint keeps besides its input from its forward to the end of its backward
+  // (the random-generator states that make dropout replayable), and allocates once more
+  // while it recomputes.
+  std::uint64_t checkpoint_state_bytes = 0;
   double optimizer_ms = 0;
   std::vector<StageProfile> layers;
 

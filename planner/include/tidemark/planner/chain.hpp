@@ -39,6 +39,8 @@ struct Chain {
   std::vector<StageCost> stages;
   std::uint64_t resident = 0;        // live bytes when a step starts
   std::uint64_t optimizer_peak = 0;  // above live bytes when the optimizer step starts
+  std::uint64_t checkpoint_state = 0; // r: kept by every checkpoint node, allocated again
+                                      // while it recomputes (RNG states)
   double fixed_ms = 0;               // step time outside stage forward/backward
   std::uint64_t measured_peak = 0;   // the profile's no-checkpoint peak (0 if unknown)
   double measured_step_ms = 0;

@@ -44,6 +44,17 @@ struct StepStats {
   std::int64_t peak_bytes = 0;  // live-bytes peak of this step (allocator hook)
 };
 
+// Note [CPU allocator]
+// LibTorch's CPU allocator is plain malloc. glibc serves blocks above its mmap threshold with
+// fresh mmaps and returns them on free, so every step pays page faults on every large
+// activation again: on 2 cores that made a no-checkpoint step of the default model 1.7x
+// slower and its time swing by 30% from step to step, and it punishes plans by how much they
+// allocate rather than by what they compute. Keeping freed memory in the heap makes steps
+// after the first reuse it. The live-bytes accounting is unaffected (it counts tensor bytes,
+// not the process's resident memory). Process-wide, so the CLI and benchmarks call it once
+// at start; library users decide for their own process.
+void tune_cpu_allocator();
+
 // Throws UserError for --device cuda without a usable GPU.
 torch::Device resolve_device(const std::string& device);
 
