@@ -68,7 +68,8 @@ void MemoryTimeline::push(std::int64_t t, const std::array<std::uint64_t, kCateg
 
 std::string trace_to_json(const Trace& t) {
   json doc = detail::document_header(kTraceSchema, kTraceVersion);
-  doc["config"] = detail::config_to_json(t.config);
+  doc["model"] = t.model;
+  if (t.model == "gpt") doc["config"] = detail::config_to_json(t.config);
   doc["mode"] = t.mode;
   if (!t.solver.empty()) doc["solver"] = t.solver;
   if (t.budget_bytes) doc["budget_bytes"] = *t.budget_bytes;
@@ -871,7 +872,11 @@ Trace parse_trace(const char* begin, const char* end, const std::string& source)
   TopLevel root(begin, end, source, kTraceSchema, kTraceVersion);
   auto view = [&](const json& j, const char* path) { return JsonView(j, path, source); };
   Trace t;
-  {
+  if (const Member* m = root.get("model")) {
+    json j = root.dom(*m);
+    t.model = view(j, "model").str();
+  }
+  if (t.model == "gpt") {
     json j = root.dom(root.at("config"));
     t.config = detail::config_from_json(view(j, "config"));
   }

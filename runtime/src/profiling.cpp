@@ -49,24 +49,39 @@ std::uint64_t nonneg(std::int64_t v) { return static_cast<std::uint64_t>(std::ma
 
 }  // namespace
 
-ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
+ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o) {
   if (o.iters < 1) throw UserError(fmt::format("--iters must be at least 1, got {}", o.iters));
   if (o.warmup < 1) {
     throw UserError(fmt::format(
         "--warmup must be at least 1 (the optimizer state must exist before measuring), got {}",
         o.warmup));
   }
-  GPT model = trainer.model();
-  const int L = model->num_stages();
+  if (!subject.chain || !subject.optimizer || !subject.batch) {
+    throw std::invalid_argument("profile_chain: chain, optimizer and batch are required");
+  }
+  ChainModule& chain = *subject.chain;
+  torch::optim::Optimizer& optimizer = *subject.optimizer;
+  const int L = chain.num_stages();
   auto& ledger = profiler::ledger();
-  trainer.use_plan(plan_no_checkpoint(L));
+  PlanExecutor executor(chain, plan_no_checkpoint(L));
+  auto forward = [&](const Batch& b) {
+    AutocastScope autocast(subject.dtype, subject.device);
+    return executor.forward(b.idx, StageContext{b.targets});
+  };
+  auto optimizer_step = [&] {
+    if (subject.optimizer_step) {
+      subject.optimizer_step();
+    } else {
+      optimizer.step();
+    }
+    for (auto& p : subject.parameters) p.mutable_grad().reset();
+  };
   profiler::StageRecorder recorder(ledger);
   // On CUDA, stage times are GPU kernel time from CUPTI; without CUPTI, wall time with the
   // device synchronized at every stage boundary (slower, but not wrong).
   std::unique_ptr<profiler::GpuTimer> gpu;
   std::string timing = "wall";
-  const bool cuda = trainer.device().is_cuda();
-  if (cuda) {
+  if (subject.device.is_cuda()) {
     std::string why_not;
     gpu = profiler::make_cupti_timer(why_not);
     if (gpu) {
@@ -84,34 +99,37 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
 
   std::vector<StageSamples> stages(L);
   std::vector<double> step_ms, opt_ms;
-  std::int64_t peak = 0, opt_peak = 0, resident = 0, inputs = 0;
+  std::int64_t peak = 0, opt_peak = 0, resident = 0, inputs = 0, input0 = 0;
   ProfileRun run;
   const int total = o.warmup + o.iters;
   for (int it = 0; it < total; ++it) {
     const bool measure = it >= o.warmup;
-    if (measure && o.trace && !trace) trace = std::make_unique<TraceSession>(model, trainer.optimizer(), "profile");
+    if (measure && o.trace && !trace) {
+      trace = std::make_unique<TraceSession>(chain, subject.parameters, subject.buffers, optimizer,
+                                             "profile", subject.model_name, subject.config);
+    }
     recorder.take_ops();
     recorder.set_step(it);
     ledger.reset_step_peak();
     const auto t0 = std::chrono::steady_clock::now();
-    Batch b = trainer.batch(static_cast<std::uint64_t>(trainer.steps_done()));
+    Batch b = subject.batch(it);
     const std::int64_t live_at_start = ledger.live();
     if (trace) trace->begin_step(it, b);
-    torch::Tensor loss = trainer.forward_loss(b);
+    torch::Tensor loss = forward(b);
     loss.backward();
     recorder.finish_backward();
     if (trace) trace->after_backward();
     const std::int64_t live_after_backward = ledger.live();
     ledger.reset_op_peak();
     const auto t_opt = std::chrono::steady_clock::now();
-    trainer.optimizer_step();
-    trainer.zero_grad();
+    optimizer_step();
     const std::int64_t opt_delta = ledger.op_peak() - live_after_backward;
     const double opt_elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_opt).count();
     StepStats s;
     s.loss = loss.item<double>();
     loss = torch::Tensor();
-    inputs = static_cast<std::int64_t>(b.idx.nbytes() + b.targets.nbytes());
+    input0 = static_cast<std::int64_t>(b.idx.nbytes());
+    inputs = input0 + static_cast<std::int64_t>(b.targets.defined() ? b.targets.nbytes() : 0);
     b = Batch{};
     s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = ledger.step_peak();
@@ -126,8 +144,7 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
     // A forward without autograd recording: what a checkpoint's first forward costs.
     {
       torch::NoGradGuard no_grad;
-      Batch nb = trainer.batch(static_cast<std::uint64_t>(trainer.steps_done()));
-      trainer.forward_loss(nb);
+      forward(subject.batch(it));
     }
     if (gpu) {
       torch::cuda::synchronize();
@@ -175,17 +192,17 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
 
   ChainProfile& p = run.profile;
   p.timing = timing;
-  p.model = "gpt";
-  p.config = model->config();
-  p.digest = model->digest();
+  p.model = subject.model_name;
+  p.config = subject.config;
+  p.digest = chain.digest();
   p.torch_version = TORCH_VERSION;
   p.warmup = o.warmup;
   p.iters = o.iters;
-  std::vector<torch::Tensor> params_and_buffers = model->parameters();
-  for (const auto& b : model->buffers()) params_and_buffers.push_back(b);
+  std::vector<torch::Tensor> params_and_buffers = subject.parameters;
+  for (const auto& b : subject.buffers) params_and_buffers.push_back(b);
   p.static_bytes.parameters = unique_bytes(params_and_buffers);
-  p.static_bytes.gradients = unique_bytes(model->parameters());
-  p.static_bytes.optimizer_state = optimizer_bytes(trainer.optimizer());
+  p.static_bytes.gradients = unique_bytes(subject.parameters);
+  p.static_bytes.optimizer_state = optimizer_bytes(optimizer);
   p.static_bytes.inputs = nonneg(inputs);
   const std::uint64_t known = p.static_bytes.parameters + p.static_bytes.optimizer_state + p.static_bytes.inputs;
   p.static_bytes.other = nonneg(resident - static_cast<std::int64_t>(known));
@@ -193,19 +210,19 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
   p.step_ms = median(step_ms);
   p.optimizer_peak_bytes = nonneg(opt_peak);
   p.optimizer_ms = median(opt_ms);
-  p.checkpoint_state_bytes = checkpoint_state_bytes(trainer.device());
+  p.checkpoint_state_bytes = checkpoint_state_bytes(subject.device);
   for (int k = 0; k < L; ++k) {
     const auto& st = stages[k];
     if (!st.seen_fwd || !st.seen_bwd || !st.seen_nograd) {
       throw std::runtime_error(fmt::format("profiler: stage {} was not observed in every phase", k));
     }
     StageProfile sp;
-    sp.name = model->stage_name(k);
-    sp.kind = model->stage_kind(k);
-    sp.input_bytes = k == 0 ? nonneg(inputs / 2) : p.layers.back().output_bytes;
+    sp.name = chain.stage_name(k);
+    sp.kind = chain.stage_kind(k);
+    sp.input_bytes = k == 0 ? nonneg(input0) : p.layers.back().output_bytes;
     sp.output_bytes = nonneg(st.out);
     sp.saved_bytes = nonneg(st.saved);
-    sp.param_bytes = unique_bytes(model->stage_parameters(k));
+    sp.param_bytes = unique_bytes(chain.stage_parameters(k));
     sp.input_requires_grad = k > 0;
     sp.forward_peak_bytes = nonneg(st.fwd_peak);
     sp.forward_nograd_peak_bytes = nonneg(st.nograd_peak);
@@ -217,6 +234,23 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
   }
   if (trace) run.trace = trace->finish();
   return run;
+}
+
+ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
+  GPT model = trainer.model();
+  ProfileSubject s;
+  s.chain = model.get();
+  s.parameters = model->parameters();
+  s.buffers = model->buffers();
+  s.optimizer = &trainer.optimizer();
+  const std::uint64_t first = static_cast<std::uint64_t>(trainer.steps_done());
+  s.batch = [&trainer, first](int it) { return trainer.batch(first + static_cast<std::uint64_t>(it)); };
+  s.optimizer_step = [&trainer] { trainer.optimizer_step(); };
+  s.device = trainer.device();
+  s.dtype = trainer.config().model.dtype;
+  s.model_name = "gpt";
+  s.config = trainer.config().model;
+  return profile_chain(s, o);
 }
 
 }  // namespace tidemark::runtime

@@ -25,21 +25,26 @@ std::vector<torch::Tensor> optimizer_state_tensors(torch::optim::Optimizer& opt)
 
 }  // namespace
 
-TraceSession::TraceSession(GPT model, torch::optim::Optimizer& optimizer, std::string mode)
-    : model_(std::move(model)),
+TraceSession::TraceSession(ChainModule& chain, std::vector<torch::Tensor> parameters,
+                           std::vector<torch::Tensor> buffers, torch::optim::Optimizer& optimizer,
+                           std::string mode, std::string model_name, const ModelConfig& config)
+    : chain_(chain),
+      parameters_(std::move(parameters)),
       optimizer_(optimizer),
       mode_(std::move(mode)),
+      model_name_(std::move(model_name)),
+      config_(config),
       origin_ns_(profiler::now_ns()),
       timeline_(origin_ns_) {
   auto& ledger = profiler::ledger();
   std::vector<std::pair<const void*, std::pair<std::int64_t, MemoryCategory>>> known;
-  for (const auto& p : model_->parameters()) {
+  for (const auto& p : parameters_) {
     known.push_back({storage_ptr(p), {static_cast<std::int64_t>(p.storage().nbytes()), MemoryCategory::Parameter}});
     if (p.grad().defined()) {
       known.push_back({storage_ptr(p.grad()), {static_cast<std::int64_t>(p.grad().storage().nbytes()), MemoryCategory::Gradient}});
     }
   }
-  for (const auto& b : model_->buffers()) {
+  for (const auto& b : buffers) {
     known.push_back({storage_ptr(b), {static_cast<std::int64_t>(b.storage().nbytes()), MemoryCategory::Parameter}});
   }
   for (const auto& s : optimizer_state_tensors(optimizer_)) {
@@ -54,7 +59,7 @@ TraceSession::~TraceSession() { profiler::ledger().set_recording(false); }
 
 std::vector<const void*> TraceSession::grad_pointers() const {
   std::vector<const void*> out;
-  for (const auto& p : model_->parameters()) {
+  for (const auto& p : parameters_) {
     if (p.grad().defined()) out.push_back(storage_ptr(p.grad()));
   }
   return out;
@@ -90,13 +95,14 @@ void TraceSession::end_step(int step, std::int64_t peak, const std::vector<profi
 
 Trace TraceSession::finish() {
   Trace t;
-  t.config = model_->config();
+  t.model = model_name_;
+  t.config = config_;
   t.mode = mode_;
   t.peak_bytes = peak_;
-  for (int k = 0; k < model_->num_stages(); ++k) {
+  for (int k = 0; k < chain_.num_stages(); ++k) {
     TraceStage s;
-    s.name = model_->stage_name(k);
-    s.kind = model_->stage_kind(k);
+    s.name = chain_.stage_name(k);
+    s.kind = chain_.stage_kind(k);
     t.stages.push_back(s);
   }
   t.spans = spans_;

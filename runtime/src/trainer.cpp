@@ -120,7 +120,8 @@ void Trainer::enable_trace() {
   recorder_ = std::make_unique<profiler::StageRecorder>(profiler::ledger());
   recorder_->install();
   const std::string mode = config_.plan ? "plan" : (config_.gradient_checkpointing ? "uniform" : "none");
-  trace_ = std::make_unique<TraceSession>(model_, *optimizer_, mode);
+  trace_ = std::make_unique<TraceSession>(*model_, model_->parameters(), model_->buffers(),
+                                          *optimizer_, mode, "gpt", config_.model);
 }
 
 namespace {

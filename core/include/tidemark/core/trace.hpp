@@ -61,6 +61,8 @@ struct TraceStage {
 };
 
 struct Trace {
+  // "gpt": tidemark's model, described by `config`; another name: a user's chain (no config).
+  std::string model = "gpt";
   ModelConfig config;
   std::string mode;      // "profile", "none", "uniform", "plan"
   std::string solver;    // plan's solver when mode == "plan"

@@ -31,14 +31,33 @@ struct ProfileOptions {
   std::function<void(int done, int total, const StepStats&)> on_step;
 };
 
+// What profiling needs from a training setup, so any ChainModule can be profiled: the
+// chain (its last stage returns the loss), its parameters and buffers, the optimizer, and
+// where batches come from. Trainer fills it for the GPT; SequentialChain users fill it
+// themselves (samples/custom_loop).
+struct ProfileSubject {
+  ChainModule* chain = nullptr;
+  std::vector<torch::Tensor> parameters;
+  std::vector<torch::Tensor> buffers;
+  torch::optim::Optimizer* optimizer = nullptr;
+  std::function<Batch(int iteration)> batch;
+  std::function<void()> optimizer_step;  // default: optimizer->step()
+  torch::Device device = torch::kCPU;
+  std::string dtype = "float32";        // "bfloat16": forward under autocast
+  std::string model_name = "custom";    // "gpt" with `config`
+  ModelConfig config;
+};
+
 struct ProfileRun {
   ChainProfile profile;
   std::optional<Trace> trace;
   std::vector<StepStats> steps;  // the measured iterations
 };
 
-// Profiles `trainer`'s model (no plan, no checkpointing) on its data. Throws UserError on
-// bad options.
+// Profiles a chain without checkpointing. Throws UserError on bad options.
+ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& options);
+
+// Profiles `trainer`'s GPT on its data.
 ProfileRun profile_model(Trainer& trainer, const ProfileOptions& options);
 
 }  // namespace tidemark::runtime

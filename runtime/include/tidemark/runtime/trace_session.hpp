@@ -19,7 +19,10 @@ namespace tidemark::runtime {
 class TraceSession {
  public:
   // Turns on event recording in the ledger and seeds the timeline with what is live now.
-  TraceSession(GPT model, torch::optim::Optimizer& optimizer, std::string mode);
+  // `model_name` is "gpt" when `config` describes the chain.
+  TraceSession(ChainModule& chain, std::vector<torch::Tensor> parameters,
+               std::vector<torch::Tensor> buffers, torch::optim::Optimizer& optimizer,
+               std::string mode, std::string model_name, const ModelConfig& config = {});
   ~TraceSession();
 
   void begin_step(int step, const Batch& batch);
@@ -34,9 +37,12 @@ class TraceSession {
   std::vector<const void*> grad_pointers() const;
   std::vector<const void*> optimizer_pointers() const;
 
-  GPT model_;
+  ChainModule& chain_;
+  std::vector<torch::Tensor> parameters_;
   torch::optim::Optimizer& optimizer_;
   std::string mode_;
+  std::string model_name_;
+  ModelConfig config_;
   std::int64_t origin_ns_;
   profiler::TimelineBuilder timeline_;
   std::vector<profiler::RolePointers> roles_;
