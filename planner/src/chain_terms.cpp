@@ -29,11 +29,14 @@ SaveTerms ChainTerms::save(int i, int v, int j) const {
   SaveTerms t;
   t.forward = var.forward_peak;
   t.keep = s.out + var.saved;
+  // At top level (j == n_) the loss stays live after the rest ran: the caller keeps it (its
+  // gradient is in B, held by loss.backward() until backward returns).
+  const std::uint64_t loss_kept = j == n_ ? chain_.stages[n_ - 1].out : 0;
   std::uint64_t left_by_rest = 0;
   if (i + 1 < j) {
-    left_by_rest = params(i + 1, j) + chain_.grad_in(i + 1);
+    left_by_rest = params(i + 1, j) + chain_.grad_in(i + 1) + loss_kept;
   } else if (j == n_) {
-    left_by_rest = s.out;  // the loss, kept by the caller
+    left_by_rest = s.out;  // stage i is the last: its output is the kept loss
   }
   t.backward = var.saved + left_by_rest + var.backward_peak;
   t.ms = var.forward_ms + var.backward_ms;
@@ -49,7 +52,8 @@ CheckpointTerms ChainTerms::checkpoint(int i, int k, int j) const {
   const std::uint64_t r = chain_.checkpoint_state;
   t.forward = r + nograd_peak_[at(i, k)];
   t.keep = chain_.stages[k - 1].out + r;
-  t.inner_base = params(k, j) + chain_.grad_in(k) + 2 * r;
+  const std::uint64_t loss_kept = j == n_ ? chain_.stages[n_ - 1].out : 0;
+  t.inner_base = params(k, j) + chain_.grad_in(k) + loss_kept + 2 * r;
   t.ms = nograd_ms_[at(i, k)];
   return t;
 }

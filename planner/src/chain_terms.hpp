@@ -10,10 +10,11 @@
 // Save stage i (variant with s, f, b): forward peaks at B + f, then B + y_i + s stays live
 // while the rest [i+1, j) runs. The rest frees everything it made except its parameter
 // gradients P(i+1..j) and the gradient of a_{i+1}; it frees a_{i+1} itself, and its final
-// output either is dropped (inner list) or is the kept loss whose gradient the top-level
-// backward frees (same bytes). Every free of the rest's comes after its last peak. So
-// stage i's backward peaks at B + s + P(i+1..j) + gx_{i+1} + b. With no rest (i+1 == j)
-// it peaks at B + s + b, plus y_i at top level where the output is the kept loss.
+// output either is dropped (inner list) or is the loss the caller keeps (top level, whose
+// gradient stays held until backward returns). Every free of the rest's comes after its
+// last peak. So stage i's backward peaks at B + s + P(i+1..j) + gx_{i+1} (+ the loss at
+// top level) + b. With no rest (i+1 == j) it peaks at B + s + b, plus y_i at top level
+// where the output is the kept loss.
 // Checkpoint [i, k): the no-grad forward of stage t peaks at B + (a_t if t > i) + fn_t
 // (it frees a_t once stage t ran), a_k = y_{k-1} stays live while the rest [k, j) runs,
 // which leaves P(k..j) + gx_k, and the inner list over [i, k) runs on top of that.

@@ -20,7 +20,9 @@ class Simulator {
     peak_ = live_;
     auto nodes = flatten_sequence(root);
     forward_list(nodes);
-    backward_list(nodes, 0, n, /*held_in=*/true, /*held_out=*/false);
+    // loss.backward() holds the loss's gradient until the whole backward returns.
+    backward_list(nodes, 0, n, /*held_in=*/true, /*held_out=*/true);
+    live_ -= static_cast<std::int64_t>(c_.stages[n - 1].out);
     touch(live_ + static_cast<std::int64_t>(c_.optimizer_peak));
     Simulation s;
     s.peak_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(peak_, 0));
