@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch", base.batch);
   CLI11_PARSE(app, argc, argv);
   runtime::tune_cpu_allocator();  // Note [CPU allocator]
+  runtime::use_all_cores();
 
   fmt::print("default width: d_model {}, {} heads, seq {}, batch {}, dropout {}; {} threads; "
              "{} warm-up + {} measured steps each\n\n",

@@ -30,6 +30,7 @@ Run 'tidemark <command> --help' for the flags of each command.)";
 int main(int argc, char** argv) {
 #if TIDEMARK_HAVE_TORCH
   tidemark::runtime::tune_cpu_allocator();  // Note [CPU allocator]
+  tidemark::runtime::use_all_cores();
 #endif
   CLI::App app{kDescription, "tidemark"};
   app.require_subcommand(1);

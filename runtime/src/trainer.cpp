@@ -2,7 +2,10 @@
 
 #include <ATen/autocast_mode.h>
 #include <chrono>
+#include <cstdlib>
 #include <malloc.h>
+#include <thread>
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include "tidemark/core/error.hpp"
@@ -12,6 +15,12 @@ namespace tidemark::runtime {
 void tune_cpu_allocator() {
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+void use_all_cores() {
+  if (std::getenv("OMP_NUM_THREADS")) return;
+  const unsigned n = std::thread::hardware_concurrency();
+  if (n > 0) at::set_num_threads(static_cast<int>(n));
 }
 
 torch::Device resolve_device(const std::string& device) {

@@ -62,6 +62,7 @@ int run(int argc, char** argv) {
   // Count live tensor bytes from before the model exists (Note [hook lifetime]).
   profiler::AllocatorHookGuard hook;
   runtime::tune_cpu_allocator();
+  runtime::use_all_cores();
   torch::manual_seed(0);
 
   auto net = make_net(/*width=*/128, /*blocks=*/8);

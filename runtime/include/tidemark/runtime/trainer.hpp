@@ -55,6 +55,11 @@ struct StepStats {
 // at start; library users decide for their own process.
 void tune_cpu_allocator();
 
+// LibTorch defaults to one thread per physical core, which on a 2-vCPU machine whose vCPUs
+// are hyperthreads of one core means 1: a step of the default model then takes 1.25x as
+// long as with 2 threads. Uses every logical CPU unless OMP_NUM_THREADS says otherwise.
+void use_all_cores();
+
 // Throws UserError for --device cuda without a usable GPU.
 torch::Device resolve_device(const std::string& device);
 

@@ -1,0 +1,270 @@
+// bench/pareto: profile a model, plan with every solver at a range of budgets, train a few
+// steps with every distinct plan, and print measured peak and step time side by side, with
+// the predictions. Writes pareto.csv, pareto.svg (measured fronts) and pareto.md.
+//
+//   build/bench/pareto/bench_pareto [--layers 8 ...] [--budgets 8] [--steps 4] [--out DIR]
+//
+// Sections: options; profile and plan; measure; report (table, targets, files).
+#include <CLI/CLI.hpp>
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+
+#include "svg_plot.hpp"
+#include "tidemark/core/bytes.hpp"
+#include "tidemark/core/error.hpp"
+#include "tidemark/core/report.hpp"
+#include "tidemark/planner/solve.hpp"
+#include "tidemark/runtime/profiling.hpp"
+
+using namespace tidemark;
+
+namespace {
+
+struct Measured {
+  std::int64_t peak = 0;
+  double ms = 0, ms_min = 0, ms_max = 0;
+  double spread() const { return ms > 0 ? (ms_max - ms_min) / ms : 0; }
+};
+
+struct Trial {
+  planner::Solver solver;
+  std::uint64_t budget = 0;
+  bool fits = false;  // the solver has a plan whose predicted peak fits
+  int plan = -1;      // index into the distinct plans
+};
+
+struct PlanRun {
+  PlanNode root;
+  std::string text;
+  Prediction predicted;
+  Measured measured;
+};
+
+Measured train_with(const ModelConfig& model, const PlanNode& root, int warmup, int steps) {
+  runtime::TrainingConfig cfg;
+  cfg.model = model;
+  cfg.plan = root;
+  runtime::Trainer trainer(cfg);
+  Measured m;
+  std::vector<double> ms;
+  for (int i = 0; i < warmup + steps; ++i) {
+    auto s = trainer.step();
+    m.peak = std::max(m.peak, s.peak_bytes);
+    if (i >= warmup) ms.push_back(s.ms);
+  }
+  m.ms = median(ms);
+  m.ms_min = *std::min_element(ms.begin(), ms.end());
+  m.ms_max = *std::max_element(ms.begin(), ms.end());
+  return m;
+}
+
+double mib(std::uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
+
+const char* color_of(planner::Solver s) {
+  switch (s) {
+    case planner::Solver::Optimal: return "#d62728";
+    case planner::Solver::Uniform: return "#1f77b4";
+    case planner::Solver::EveryK: return "#2ca02c";
+    case planner::Solver::Sqrt: return "#9467bd";
+    case planner::Solver::Revolve: return "#ff7f0e";
+    case planner::Solver::None: return "#7f7f7f";
+  }
+  return "black";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // ---- options
+  CLI::App app{"checkpoint plans of every solver, measured side by side"};
+  ModelConfig model;
+  int n_budgets = 8, steps = 4, warmup = 1, iters = 3;
+  std::string out_dir = "pareto-out";
+  app.add_option("--layers", model.layers)->capture_default_str();
+  app.add_option("--d-model", model.d_model)->capture_default_str();
+  app.add_option("--heads", model.heads)->capture_default_str();
+  app.add_option("--seq", model.seq)->capture_default_str();
+  app.add_option("--batch", model.batch)->capture_default_str();
+  app.add_option("--dropout", model.dropout)->capture_default_str();
+  app.add_option("--budgets", n_budgets, "budgets from the minimum to the no-checkpoint peak")->capture_default_str();
+  app.add_option("--steps", steps, "measured steps per plan")->capture_default_str();
+  app.add_option("--warmup", warmup, "unmeasured steps per plan first")->capture_default_str();
+  app.add_option("--iters", iters, "profiled steps")->capture_default_str();
+  app.add_option("--out", out_dir, "directory for pareto.csv, pareto.svg, pareto.md")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    model.validate();
+    runtime::tune_cpu_allocator();  // Note [CPU allocator]
+    runtime::use_all_cores();
+    std::filesystem::create_directories(out_dir);
+
+    // ---- profile and plan
+    fmt::print("model: {}; {} threads\n", model.describe(), at::get_num_threads());
+    runtime::TrainingConfig cfg;
+    cfg.model = model;
+    ChainProfile profile;
+    {
+      runtime::Trainer trainer(cfg);
+      runtime::ProfileOptions po;
+      po.warmup = 2;
+      po.iters = iters;
+      profile = runtime::profile_model(trainer, po).profile;
+    }
+    const planner::Chain chain = planner::chain_from_profile(profile);
+    const std::uint64_t lo = planner::minimum_peak(chain), hi = profile.peak_bytes;
+    std::vector<std::uint64_t> budgets;
+    for (int i = 0; i < n_budgets; ++i) {
+      budgets.push_back(lo + (hi - lo) * static_cast<std::uint64_t>(i) / static_cast<std::uint64_t>(n_budgets - 1));
+    }
+    // Also exactly where uniform and every-2 peak: the targets compare optimal there.
+    const auto uniform = planner::baseline_choice(chain, planner::Solver::Uniform, hi);
+    const auto every2 = planner::baseline_choice(chain, planner::Solver::EveryK, hi, 2);
+    for (std::uint64_t b : {uniform.sim.peak_bytes, every2.sim.peak_bytes}) {
+      if (b >= lo && b <= hi) budgets.push_back(b);
+    }
+    std::sort(budgets.begin(), budgets.end());
+    budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+
+    std::vector<PlanRun> plans;
+    std::map<std::string, int> plan_index;
+    std::vector<Trial> trials;
+    for (std::uint64_t budget : budgets) {
+      for (planner::Solver s : planner::all_solvers()) {
+        Trial t{s, budget};
+        try {
+          planner::Candidate c = planner::solve(chain, s, budget);
+          t.fits = true;
+          const std::string text = describe(c.root);
+          auto [it, inserted] = plan_index.emplace(text, static_cast<int>(plans.size()));
+          if (inserted) plans.push_back(PlanRun{c.root, text, planner::predict(chain, c.root), {}});
+          t.plan = it->second;
+        } catch (const InfeasibleBudget&) {
+        }
+        trials.push_back(t);
+      }
+    }
+
+    // ---- measure: every distinct plan once; no checkpointing first and last (drift)
+    const PlanNode none_root = PlanNode::sequence(0, chain.size(), {PlanNode::save(0, chain.size())});
+    fmt::print("profiled: no-checkpoint peak {}, step {:.0f} ms; minimum peak {}; {} budgets, {} distinct plans\n",
+               format_bytes(hi), profile.step_ms, format_bytes(lo), budgets.size(), plans.size());
+    const Measured none_first = train_with(model, none_root, warmup, steps);
+    for (size_t i = 0; i < plans.size(); ++i) {
+      plans[i].measured = train_with(model, plans[i].root, warmup, steps);
+      fmt::print(stderr, "  measured {}/{}: {:.0f} ms, peak {}  {}\n", i + 1, plans.size(), plans[i].measured.ms,
+                 format_bytes(static_cast<std::uint64_t>(plans[i].measured.peak)), plans[i].text);
+    }
+    const Measured none_last = train_with(model, none_root, warmup, steps);
+    const double none_ms = 0.5 * (none_first.ms + none_last.ms);
+    double noise = std::abs(none_first.ms - none_last.ms) / none_ms;
+    for (const auto& p : plans) noise = std::max(noise, p.measured.spread());
+
+    // ---- report: table
+    std::string md;
+    auto row = [&](const std::string& line) {
+      fmt::print("{}\n", line);
+      md += line + "\n";
+    };
+    std::string header = "| budget |";
+    std::string rule = "|---:|";
+    for (planner::Solver s : planner::all_solvers()) {
+      header += fmt::format(" {} |", planner::to_string(s));
+      rule += "---:|";
+    }
+    row(fmt::format("\nmeasured peak MiB / median step ms (overhead against no checkpointing, {:.0f} ms); "
+                    "'-' = the solver has no plan that fits",
+                    none_ms));
+    row(header);
+    row(rule);
+    std::ofstream csv(out_dir + "/pareto.csv");
+    csv << "solver,budget_bytes,fits,predicted_peak_bytes,measured_peak_bytes,predicted_step_ms,"
+           "measured_step_ms,measured_overhead_pct,plan\n";
+    for (std::uint64_t budget : budgets) {
+      std::string line = fmt::format("| {:.1f} MiB ({:.2f}) |", mib(budget), static_cast<double>(budget) / hi);
+      for (const Trial& t : trials) {
+        if (t.budget != budget) continue;
+        if (!t.fits) {
+          line += " - |";
+          csv << fmt::format("{},{},0,,,,,,\n", planner::to_string(t.solver), budget);
+          continue;
+        }
+        const PlanRun& p = plans[t.plan];
+        line += fmt::format(" {:.1f} / {:.0f} ({:+.0f}%) |", mib(static_cast<std::uint64_t>(p.measured.peak)),
+                            p.measured.ms, 100 * (p.measured.ms / none_ms - 1));
+        csv << fmt::format("{},{},1,{},{},{:.2f},{:.2f},{:.2f},\"{}\"\n", planner::to_string(t.solver), budget,
+                           p.predicted.peak_bytes, p.measured.peak, p.predicted.step_ms, p.measured.ms,
+                           100 * (p.measured.ms / none_ms - 1), p.text);
+      }
+      row(line);
+    }
+
+    // ---- report: prediction accuracy and the targets
+    double worst_peak = 0, worst_ms = 0;
+    bool over_budget = false;
+    for (const Trial& t : trials) {
+      if (!t.fits) continue;
+      const PlanRun& p = plans[t.plan];
+      worst_peak = std::max(worst_peak, std::abs(static_cast<double>(p.measured.peak) - p.predicted.peak_bytes) /
+                                            static_cast<double>(p.measured.peak));
+      worst_ms = std::max(worst_ms, std::abs(p.measured.ms - p.predicted.step_ms) / p.measured.ms);
+      over_budget = over_budget || static_cast<std::uint64_t>(p.measured.peak) > t.budget;
+    }
+    row(fmt::format("\nrun noise (largest step-time spread of a plan, or drift of no checkpointing): {:.1f}%",
+                    100 * noise));
+    row(fmt::format("prediction: peak within {:.2f}% of measured, step time within {:.1f}%; measured peak over "
+                    "its budget: {}",
+                    100 * worst_peak, 100 * worst_ms, over_budget ? "YES" : "never"));
+    int slower = 0;
+    for (std::uint64_t budget : budgets) {
+      const Trial* opt = nullptr;
+      for (const Trial& t : trials) {
+        if (t.budget == budget && t.solver == planner::Solver::Optimal) opt = &t;
+      }
+      if (!opt || !opt->fits) continue;
+      const double opt_ms = plans[opt->plan].measured.ms;
+      for (const Trial& t : trials) {
+        if (t.budget != budget || !t.fits || t.solver == planner::Solver::Optimal) continue;
+        if (static_cast<std::uint64_t>(plans[t.plan].measured.peak) > budget) continue;
+        if (opt_ms > plans[t.plan].measured.ms * (1 + noise)) {
+          ++slower;
+          row(fmt::format("  optimal slower than {} at {}: {:.0f} ms against {:.0f} ms", planner::to_string(t.solver),
+                          format_bytes(budget), opt_ms, plans[t.plan].measured.ms));
+        }
+      }
+    }
+    row(fmt::format("optimal slower than a fitting baseline beyond the noise: {} times", slower));
+    const Measured uni = train_with(model, uniform.root, 1, 1);
+    row(fmt::format("optimal's feasible minimum {} against uniform's measured peak {}: {}", format_bytes(lo),
+                    format_bytes(static_cast<std::uint64_t>(uni.peak)),
+                    lo < static_cast<std::uint64_t>(uni.peak) ? "below" : "NOT below"));
+
+    // ---- files: SVG of the measured fronts
+    std::vector<SvgSeries> series;
+    for (planner::Solver s : planner::all_solvers()) {
+      SvgSeries ser{planner::to_string(s), color_of(s), {}, s == planner::Solver::Optimal};
+      std::map<int, bool> seen;
+      for (const Trial& t : trials) {
+        if (t.solver != s || !t.fits || seen[t.plan]) continue;
+        seen[t.plan] = true;
+        const auto& p = plans[t.plan];
+        ser.points.push_back({mib(static_cast<std::uint64_t>(p.measured.peak)), 100 * (p.measured.ms / none_ms - 1)});
+      }
+      std::sort(ser.points.begin(), ser.points.end());
+      if (!ser.points.empty()) series.push_back(ser);
+    }
+    std::ofstream(out_dir + "/pareto.svg")
+        << svg_plot(fmt::format("Measured step-time overhead against peak memory ({} layers, d_model {}, seq {}, batch {})",
+                                model.layers, model.d_model, model.seq, model.batch),
+                    "measured peak (MiB)", "step-time overhead (%)", series);
+    std::ofstream(out_dir + "/pareto.md") << md;
+    fmt::print("\nwrote {0}/pareto.csv, {0}/pareto.svg, {0}/pareto.md\n", out_dir);
+    return 0;
+  } catch (const UserError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+}
