@@ -23,11 +23,19 @@ ChainTerms::ChainTerms(const Chain& chain) : chain_(chain), n_(chain.size()) {
   }
 }
 
+std::uint64_t ChainTerms::forward_phase(std::uint64_t peak, int j) const {
+  // B counts the gradient of the loss, which exists only once backward starts: the forward
+  // of a top-level list (j == n_) runs before that, so its peaks may use those bytes.
+  if (j != n_) return peak;
+  const std::uint64_t loss_grad = chain_.stages[n_ - 1].out;
+  return peak > loss_grad ? peak - loss_grad : 0;
+}
+
 SaveTerms ChainTerms::save(int i, int v, int j) const {
   const StageCost& s = chain_.stages[i];
   const VariantCost& var = s.variants[v];
   SaveTerms t;
-  t.forward = var.forward_peak;
+  t.forward = forward_phase(var.forward_peak, j);
   t.keep = s.out + var.saved;
   // At top level (j == n_) the loss stays live after the rest ran: the caller keeps it (its
   // gradient is in B, held by loss.backward() until backward returns).
@@ -50,7 +58,7 @@ CheckpointTerms ChainTerms::checkpoint(int i, int k, int j) const {
   // list's row cannot tell its forward peak from its backward peak, so both r count
   // throughout: exact when r == 0, conservative by at most r otherwise.
   const std::uint64_t r = chain_.checkpoint_state;
-  t.forward = r + nograd_peak_[at(i, k)];
+  t.forward = forward_phase(r + nograd_peak_[at(i, k)], j);
   t.keep = chain_.stages[k - 1].out + r;
   const std::uint64_t loss_kept = j == n_ ? chain_.stages[n_ - 1].out : 0;
   t.inner_base = params(k, j) + chain_.grad_in(k) + loss_kept + 2 * r;

@@ -52,6 +52,7 @@ class ChainTerms {
   CheckpointTerms checkpoint(int i, int k, int j) const;
 
  private:
+  std::uint64_t forward_phase(std::uint64_t peak, int j) const;
   std::uint64_t params(int a, int b) const { return param_prefix_[b] - param_prefix_[a]; }
   std::size_t at(int i, int k) const { return static_cast<std::size_t>(i) * (n_ + 1) + k; }
 

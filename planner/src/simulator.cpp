@@ -16,13 +16,16 @@ class Simulator {
   Simulation run(const PlanNode& root) {
     validate_plan_tree(root, c_.size(), "plan");
     const int n = c_.size();
-    live_ = static_cast<std::int64_t>(c_.resident + c_.stages[n - 1].out);
+    const std::int64_t loss_grad = static_cast<std::int64_t>(c_.stages[n - 1].out);
+    live_ = static_cast<std::int64_t>(c_.resident);
     peak_ = live_;
     auto nodes = flatten_sequence(root);
     forward_list(nodes);
+    live_ += loss_grad;  // backward() starts by creating the loss's gradient
+    touch(live_);
     // loss.backward() holds the loss's gradient until the whole backward returns.
     backward_list(nodes, 0, n, /*held_in=*/true, /*held_out=*/true);
-    live_ -= static_cast<std::int64_t>(c_.stages[n - 1].out);
+    live_ -= loss_grad;
     touch(live_ + static_cast<std::int64_t>(c_.optimizer_peak));
     Simulation s;
     s.peak_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(peak_, 0));

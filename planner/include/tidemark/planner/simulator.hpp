@@ -17,9 +17,9 @@
 //    dropped (only its graph is needed), then its backward runs with a_c and the gradient
 //    of a_d held; finally the checkpoint releases both (unless an enclosing checkpoint
 //    holds the same tensors) and its state r.
-//  - top level: the gradient of the final output is counted from the start of the step and
-//    held until backward returns (loss.backward() keeps it), the final output (the loss) is
-//    kept by the caller, and after backward the optimizer step peaks at L + optimizer_peak.
+//  - top level: the gradient of the final output is created when backward starts and held
+//    until it returns (loss.backward() keeps it), the final output (the loss) is kept by the
+//    caller, and after backward the optimizer step peaks at L + optimizer_peak.
 #include <cstdint>
 
 #include "tidemark/core/plan.hpp"
