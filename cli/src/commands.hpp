@@ -8,6 +8,7 @@ namespace tidemark::cli {
 
 void add_plan_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
 #if TIDEMARK_HAVE_TORCH
 void add_train_command(CLI::App& app);
 void add_profile_command(CLI::App& app);

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tidemark " TIDEMARK_VERSION);
   tidemark::cli::add_plan_command(app);
   tidemark::cli::add_export_command(app);
+  tidemark::cli::add_compare_command(app);
 #if TIDEMARK_HAVE_TORCH
   tidemark::cli::add_profile_command(app);
   tidemark::cli::add_train_command(app);
