@@ -1,6 +1,7 @@
 // The command line's contract for bad input: one "error:" line, exit 2, nothing half-written
 // and nothing already there lost.
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
@@ -129,4 +130,46 @@ TEST_CASE("profile, trace and export round trip through the CLI", "[cli][torch]"
   spit(dir + "/trunc.json", slurp(dir + "/t.json").substr(0, 100));
   refused("export " + dir + "/trunc.json --chrome " + dir + "/x.json", "not valid JSON");
   CHECK_FALSE(file_exists(dir + "/x.json"));
+}
+
+TEST_CASE("train refuses plans it cannot run before training starts", "[cli][torch]") {
+  const std::string dir = scratch_dir("train_bad_plans");
+  Run p = run_tidemark("profile " + kTiny + " -q --warmup 1 --iters 1 -o " + dir + "/p.json");
+  REQUIRE(p.rc == 0);
+  Run pl = run_tidemark("plan " + dir + "/p.json --budget 0.9 -o " + dir + "/plan.json");
+  INFO(pl.output);
+  REQUIRE(pl.rc == 0);
+  const auto plan = nlohmann::json::parse(slurp(dir + "/plan.json"));
+  auto variant = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = plan;
+    edit(j);
+    spit(dir + "/" + name, j.dump());
+    return dir + "/" + name;
+  };
+  const std::string train = "train " + kTiny + " --steps 1 --report " + dir + "/r.json --plan ";
+  refused(train + dir + "/p.json", "tidemark.profile");  // not a plan
+  refused(train + variant("v2.json", [](auto& j) { j["version"] = 2; }), "version 2");
+  refused(train + variant("other.json", [](auto& j) { j["profile"]["digest"] = "0123456789abcdef"; }),
+          "another model configuration");
+  refused("train --layers 3 --d-model 32 --heads 2 --seq 32 --batch 2 --steps 1 --plan " + dir + "/plan.json",
+          "stages");
+  refused(train + variant("gap.json", [](auto& j) {
+            j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 1}},
+                                     {{"op", "save"}, {"begin", 2}, {"end", 4}}};
+          }),
+          "gap");
+  refused(train + variant("overlap.json", [](auto& j) {
+            j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 2}},
+                                     {{"op", "save"}, {"begin", 1}, {"end", 4}}};
+          }),
+          "overlap");
+  refused(train + variant("over.json", [](auto& j) {
+            j["budget_bytes"] = j["predicted"]["peak_bytes"].template get<std::uint64_t>() - 1;
+          }),
+          "exceeds its budget");
+  refused(train + variant("variant.json", [](auto& j) {
+            j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 4}, {"variant", "teleport"}}};
+          }),
+          "no variant");
+  CHECK_FALSE(file_exists(dir + "/r.json"));
 }
