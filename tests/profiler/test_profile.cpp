@@ -1,6 +1,7 @@
 // Profile accuracy (issue: profiler): saved bytes against the analytic count, scaling,
 // the no-checkpoint peak, memory categories in traces.
 #include "catch.hpp"
+#include "common/configs.hpp"
 #include "tidemark/planner/simulator.hpp"
 #include "tidemark/runtime/profiling.hpp"
 
@@ -11,14 +12,7 @@ namespace {
 
 ModelConfig shape(std::int64_t batch, std::int64_t seq, std::int64_t d_model, std::int64_t heads,
                   double dropout = 0.1) {
-  ModelConfig c;
-  c.layers = 2;
-  c.batch = batch;
-  c.seq = seq;
-  c.d_model = d_model;
-  c.heads = heads;
-  c.dropout = dropout;
-  return c;
+  return testing::gpt_config(2, d_model, heads, seq, batch, dropout);
 }
 
 ProfileRun profile(const ModelConfig& c, bool trace = false) {

@@ -2,6 +2,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "catch.hpp"
+#include "common/configs.hpp"
 #include "grads.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
 #include "tidemark/runtime/executor.hpp"
@@ -16,14 +17,8 @@ using tidemark::testing::max_relative_difference;
 namespace {
 
 ModelConfig small_config(double dropout = 0.2) {
-  ModelConfig c;
-  c.layers = 3;
-  c.d_model = 32;
-  c.heads = 4;
-  c.seq = 16;
-  c.batch = 2;
+  ModelConfig c = testing::gpt_config(3, 32, 4, 16, 2, dropout);
   c.vocab = 64;
-  c.dropout = dropout;
   return c;
 }
 

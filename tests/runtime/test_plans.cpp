@@ -5,6 +5,7 @@
 #include <set>
 
 #include "catch.hpp"
+#include "common/configs.hpp"
 #include "grads.hpp"
 #include "tidemark/planner/solve.hpp"
 #include "tidemark/runtime/profiling.hpp"
@@ -93,18 +94,8 @@ TEST_CASE("the plan of every solver gives the gradients of no checkpointing", "[
 TEST_CASE("under six budgets the measured peak fits and matches the prediction", "[torch][plan]") {
   // Shapes where activations, not the optimizer step, set the peak, so the budgets between
   // the minimum and the no-checkpoint peak call for different plans.
-  auto config = [](std::int64_t layers, std::int64_t d, std::int64_t heads, std::int64_t seq,
-                   std::int64_t batch, double dropout) {
-    ModelConfig c;
-    c.layers = layers;
-    c.d_model = d;
-    c.heads = heads;
-    c.seq = seq;
-    c.batch = batch;
-    c.dropout = dropout;
-    return c;
-  };
-  for (const ModelConfig& c : {config(4, 32, 4, 64, 4, 0.1), config(3, 48, 3, 48, 3, 0.2)}) {
+  using testing::gpt_config;
+  for (const ModelConfig& c : {gpt_config(4, 32, 4, 64, 4, 0.1), gpt_config(3, 48, 3, 48, 3, 0.2)}) {
     const ChainProfile profile = profile_of(c);
     const planner::Chain chain = planner::chain_from_profile(profile);
     std::set<std::string> distinct;
