@@ -43,8 +43,16 @@ struct Measured {
   }
 };
 
-struct Trial {
+// A column of the table: a solver, on the chain with or without the blocks' variants.
+struct Contender {
+  std::string name;
   planner::Solver solver;
+  bool variants = false;
+  const char* color = "black";
+};
+
+struct Trial {
+  int contender = 0;
   std::uint64_t budget = 0;
   bool fits = false;  // the solver has a plan whose predicted peak fits
   int plan = -1;      // index into the distinct plans
@@ -96,6 +104,7 @@ int main(int argc, char** argv) {
   CLI::App app{"checkpoint plans of every solver, measured side by side"};
   ModelConfig model;
   int n_budgets = 8, steps = 3, warmup = 2, iters = 3, rounds = 2;
+  bool no_variants = false;
   std::string out_dir = "pareto-out";
   app.add_option("--layers", model.layers)->capture_default_str();
   app.add_option("--d-model", model.d_model)->capture_default_str();
@@ -109,6 +118,7 @@ int main(int argc, char** argv) {
   app.add_option("--iters", iters, "profiled steps")->capture_default_str();
   app.add_option("--rounds", rounds, "passes over all plans, alternating direction (drift evens out)")
       ->capture_default_str();
+  app.add_flag("--no-variants", no_variants, "whole blocks only: no selective-recompute column");
   app.add_option("--out", out_dir, "directory for pareto.csv, pareto.svg, pareto.md")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
@@ -127,10 +137,19 @@ int main(int argc, char** argv) {
       runtime::ProfileOptions po;
       po.warmup = 2;
       po.iters = iters;
+      po.variants = !no_variants;
       profile = runtime::profile_model(trainer, po).profile;
     }
-    const planner::Chain chain = planner::chain_from_profile(profile);
-    const std::uint64_t lo = planner::minimum_peak(chain), hi = profile.peak_bytes;
+    // Baselines and the block-only optimum plan on the chain without variants.
+    ChainProfile blocks_only = profile;
+    for (auto& l : blocks_only.layers) l.variants.clear();
+    const planner::Chain chain = planner::chain_from_profile(blocks_only);
+    const planner::Chain chain_var = planner::chain_from_profile(profile);
+    std::vector<Contender> contenders;
+    for (planner::Solver s : planner::all_solvers()) contenders.push_back({planner::to_string(s), s, false, color_of(s)});
+    if (!no_variants) contenders.push_back({"optimal+variants", planner::Solver::Optimal, true, "#8c564b"});
+    const std::uint64_t lo = std::min(planner::minimum_peak(chain), planner::minimum_peak(chain_var));
+    const std::uint64_t hi = profile.peak_bytes;
     std::vector<std::uint64_t> budgets;
     for (int i = 0; i < n_budgets; ++i) {
       budgets.push_back(lo + (hi - lo) * static_cast<std::uint64_t>(i) / static_cast<std::uint64_t>(n_budgets - 1));
@@ -138,7 +157,9 @@ int main(int argc, char** argv) {
     // Also exactly where uniform and every-2 peak: the targets compare optimal there.
     const auto uniform = planner::baseline_choice(chain, planner::Solver::Uniform, hi);
     const auto every2 = planner::baseline_choice(chain, planner::Solver::EveryK, hi, 2);
-    for (std::uint64_t b : {uniform.sim.peak_bytes, every2.sim.peak_bytes}) {
+    // And at the selective-recompute targets, 50% and 70% of the no-checkpoint peak.
+    const std::uint64_t half = hi / 2, seventy = hi * 7 / 10;
+    for (std::uint64_t b : {uniform.sim.peak_bytes, every2.sim.peak_bytes, half, seventy}) {
       if (b >= lo && b <= hi) budgets.push_back(b);
     }
     std::sort(budgets.begin(), budgets.end());
@@ -148,14 +169,15 @@ int main(int argc, char** argv) {
     std::map<std::string, int> plan_index;
     std::vector<Trial> trials;
     for (std::uint64_t budget : budgets) {
-      for (planner::Solver s : planner::all_solvers()) {
-        Trial t{s, budget};
+      for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
+        const Contender& con = contenders[static_cast<size_t>(ci)];
+        Trial t{ci, budget};
         try {
-          planner::Candidate c = planner::solve(chain, s, budget);
+          planner::Candidate c = planner::solve(con.variants ? chain_var : chain, con.solver, budget);
           t.fits = true;
           const std::string text = describe(c.root);
           auto [it, inserted] = plan_index.emplace(text, static_cast<int>(plans.size()));
-          if (inserted) plans.push_back(PlanRun{c.root, text, planner::predict(chain, c.root), {}});
+          if (inserted) plans.push_back(PlanRun{c.root, text, planner::predict(chain_var, c.root), {}});
           t.plan = it->second;
         } catch (const InfeasibleBudget&) {
         }
@@ -191,8 +213,8 @@ int main(int argc, char** argv) {
     };
     std::string header = "| budget |";
     std::string rule = "|---:|";
-    for (planner::Solver s : planner::all_solvers()) {
-      header += fmt::format(" {} |", planner::to_string(s));
+    for (const Contender& c : contenders) {
+      header += fmt::format(" {} |", c.name);
       rule += "---:|";
     }
     row(fmt::format("\nmeasured peak MiB / median step ms (overhead against no checkpointing, {:.0f} ms); "
@@ -209,13 +231,13 @@ int main(int argc, char** argv) {
         if (t.budget != budget) continue;
         if (!t.fits) {
           line += " - |";
-          csv << fmt::format("{},{},0,,,,,,\n", planner::to_string(t.solver), budget);
+          csv << fmt::format("{},{},0,,,,,,\n", contenders[t.contender].name, budget);
           continue;
         }
         const PlanRun& p = plans[t.plan];
         line += fmt::format(" {:.1f} / {:.0f} ({:+.0f}%) |", mib(static_cast<std::uint64_t>(p.measured.peak)),
                             p.measured.ms, 100 * (p.measured.ms / none_ms - 1));
-        csv << fmt::format("{},{},1,{},{},{:.2f},{:.2f},{:.2f},\"{}\"\n", planner::to_string(t.solver), budget,
+        csv << fmt::format("{},{},1,{},{},{:.2f},{:.2f},{:.2f},\"{}\"\n", contenders[t.contender].name, budget,
                            p.predicted.peak_bytes, p.measured.peak, p.predicted.step_ms, p.measured.ms,
                            100 * (p.measured.ms / none_ms - 1), p.text);
       }
@@ -223,13 +245,14 @@ int main(int argc, char** argv) {
     }
 
     // ---- report: the optimal plan, predicted against measured
-    row("\noptimal plan per budget: predicted against measured");
-    row("| budget | plan | predicted peak | measured peak | predicted ms | measured ms | overhead |");
-    row("|---:|:---|---:|---:|---:|---:|---:|");
+    row("\noptimal plans per budget: predicted against measured");
+    row("| budget | solver | plan | predicted peak | measured peak | predicted ms | measured ms | overhead |");
+    row("|---:|:---|:---|---:|---:|---:|---:|---:|");
     for (const Trial& t : trials) {
-      if (t.solver != planner::Solver::Optimal || !t.fits) continue;
+      const Contender& con = contenders[t.contender];
+      if (con.solver != planner::Solver::Optimal || !t.fits) continue;
       const PlanRun& p = plans[t.plan];
-      row(fmt::format("| {:.1f} MiB | `{}` | {:.1f} MiB | {:.1f} MiB | {:.0f} | {:.0f} | {:+.1f}% |", mib(t.budget), p.text,
+      row(fmt::format("| {:.1f} MiB | {} | `{}` | {:.1f} MiB | {:.1f} MiB | {:.0f} | {:.0f} | {:+.1f}% |", mib(t.budget), con.name, p.text,
                       mib(p.predicted.peak_bytes), mib(static_cast<std::uint64_t>(p.measured.peak)),
                       p.predicted.step_ms, p.measured.ms, 100 * (p.measured.ms / none_ms - 1)));
     }
@@ -237,7 +260,7 @@ int main(int argc, char** argv) {
     // ---- report: prediction accuracy and the targets
     // Step times drift on shared machines over the minutes this runs, so the time prediction
     // is also judged as a ratio to no checkpointing measured in the same rounds.
-    const double none_predicted = planner::predict(chain, none_root).step_ms;
+    const double none_predicted = planner::predict(chain_var, none_root).step_ms;
     double worst_peak = 0, worst_ms = 0, worst_ratio = 0;
     bool over_budget = false;
     for (const Trial& t : trials) {
@@ -255,25 +278,50 @@ int main(int argc, char** argv) {
     row(fmt::format("prediction: peak within {:.2f}% of measured; step time within {:.1f}% (as a ratio to no "
                     "checkpointing in the same rounds: within {:.1f}%); measured peak over its budget: {}",
                     100 * worst_peak, 100 * worst_ms, 100 * worst_ratio, over_budget ? "YES" : "never"));
-    int slower = 0;
-    for (std::uint64_t budget : budgets) {
-      const Trial* opt = nullptr;
+    // Each optimal column against every column it should never lose to at the same budget:
+    // block-only optimal against the baselines; with variants, against all of them.
+    auto trial_at = [&](std::uint64_t budget, int contender) -> const Trial* {
       for (const Trial& t : trials) {
-        if (t.budget == budget && t.solver == planner::Solver::Optimal) opt = &t;
+        if (t.budget == budget && t.contender == contender && t.fits) return &t;
       }
-      if (!opt || !opt->fits) continue;
-      const double opt_ms = plans[opt->plan].measured.ms;
-      for (const Trial& t : trials) {
-        if (t.budget != budget || !t.fits || t.solver == planner::Solver::Optimal) continue;
-        if (static_cast<std::uint64_t>(plans[t.plan].measured.peak) > budget) continue;
-        if (opt_ms > plans[t.plan].measured.ms * (1 + noise)) {
-          ++slower;
-          row(fmt::format("  optimal slower than {} at {}: {:.0f} ms against {:.0f} ms", planner::to_string(t.solver),
-                          format_bytes(budget), opt_ms, plans[t.plan].measured.ms));
+      return nullptr;
+    };
+    for (int oi = 0; oi < static_cast<int>(contenders.size()); ++oi) {
+      const Contender& opt_con = contenders[static_cast<size_t>(oi)];
+      if (opt_con.solver != planner::Solver::Optimal) continue;
+      int slower = 0;
+      for (std::uint64_t budget : budgets) {
+        const Trial* opt = trial_at(budget, oi);
+        if (!opt) continue;
+        const double opt_ms = plans[opt->plan].measured.ms;
+        for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
+          const Trial* t = trial_at(budget, ci);
+          if (ci == oi || !t || (contenders[static_cast<size_t>(ci)].variants && !opt_con.variants)) continue;
+          if (static_cast<std::uint64_t>(plans[t->plan].measured.peak) > budget) continue;
+          if (opt_ms > plans[t->plan].measured.ms * (1 + noise)) {
+            ++slower;
+            row(fmt::format("  {} slower than {} at {}: {:.0f} ms against {:.0f} ms", opt_con.name,
+                            contenders[static_cast<size_t>(ci)].name, format_bytes(budget), opt_ms,
+                            plans[t->plan].measured.ms));
+          }
         }
       }
+      row(fmt::format("{} slower than another fitting column beyond the noise: {} times", opt_con.name, slower));
     }
-    row(fmt::format("optimal slower than a fitting baseline beyond the noise: {} times", slower));
+    if (!no_variants) {
+      // The selective-recompute targets: measured overhead at 50% and 70% of the peak.
+      for (auto [budget, label] : {std::pair{half, "50%"}, std::pair{seventy, "70%"}}) {
+        std::string line = fmt::format("at {} of the no-checkpoint peak ({}):", label, format_bytes(budget));
+        for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
+          if (contenders[static_cast<size_t>(ci)].solver != planner::Solver::Optimal) continue;
+          const Trial* t = trial_at(budget, ci);
+          line += t ? fmt::format(" {} {:+.1f}%", contenders[static_cast<size_t>(ci)].name,
+                                  100 * (plans[t->plan].measured.ms / none_ms - 1))
+                    : fmt::format(" {} has no plan", contenders[static_cast<size_t>(ci)].name);
+        }
+        row(line);
+      }
+    }
     const Measured uni = train_with(model, uniform.root, 1, 1);
     row(fmt::format("optimal's feasible minimum {} against uniform's measured peak {}: {}", format_bytes(lo),
                     format_bytes(static_cast<std::uint64_t>(uni.peak)),
@@ -281,11 +329,12 @@ int main(int argc, char** argv) {
 
     // ---- files: SVG of the measured fronts
     std::vector<SvgSeries> series;
-    for (planner::Solver s : planner::all_solvers()) {
-      SvgSeries ser{planner::to_string(s), color_of(s), {}, s == planner::Solver::Optimal};
+    for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
+      const Contender& con = contenders[static_cast<size_t>(ci)];
+      SvgSeries ser{con.name, con.color, {}, con.solver == planner::Solver::Optimal};
       std::map<int, bool> seen;
       for (const Trial& t : trials) {
-        if (t.solver != s || !t.fits || seen[t.plan]) continue;
+        if (t.contender != ci || !t.fits || seen[t.plan]) continue;
         seen[t.plan] = true;
         const auto& p = plans[t.plan];
         ser.points.push_back({mib(static_cast<std::uint64_t>(p.measured.peak)), 100 * (p.measured.ms / none_ms - 1)});
@@ -294,8 +343,8 @@ int main(int argc, char** argv) {
       if (!ser.points.empty()) series.push_back(ser);
     }
     std::ofstream(out_dir + "/pareto.svg")
-        << svg_plot(fmt::format("Measured step-time overhead against peak memory ({} layers, d_model {}, seq {}, batch {})",
-                                model.layers, model.d_model, model.seq, model.batch),
+        << svg_plot(fmt::format("Measured step-time overhead against peak memory ({} layers, d_model {}, {} heads, seq {}, batch {})",
+                                model.layers, model.d_model, model.heads, model.seq, model.batch),
                     "measured peak (MiB)", "step-time overhead (%)", series);
     std::ofstream(out_dir + "/pareto.md") << md;
     fmt::print("\nwrote {0}/pareto.csv, {0}/pareto.svg, {0}/pareto.md\n", out_dir);

@@ -44,7 +44,7 @@ Chain synthetic_chain(int stages, unsigned seed) {
     s.nograd_peak = vary(6 * act);
     const double fwd = std::uniform_real_distribution<double>(1.5, 3.0)(rng);
     s.nograd_ms = fwd * 0.95;
-    VariantCost plain{"", vary(16 * act), 0, 0, fwd, 2.1 * fwd};
+    VariantCost plain{"", vary(16 * act), 0, 0, 0, fwd, 2.1 * fwd};
     plain.forward_peak = plain.saved + vary(4 * act);
     plain.backward_peak = s.param + vary(6 * act);
     s.variants.push_back(plain);

@@ -22,6 +22,7 @@ struct ProfileArgs {
   ModelConfig model;
   int warmup = 2;
   int iters = 3;
+  bool no_variants = false;
   std::string out_path;
   std::string trace_path;
   std::string report_path;
@@ -37,6 +38,17 @@ void print_table(const ChainProfile& p) {
                format_bytes(l.output_bytes), format_bytes(l.saved_bytes),
                format_bytes(l.forward_peak_bytes), format_bytes(l.backward_peak_bytes), l.forward_ms,
                l.forward_nograd_ms, l.backward_ms);
+  }
+  for (const auto& l : p.layers) {
+    if (l.variants.empty()) continue;
+    // Blocks share a shape; the first one stands for all (every stage's are in the file).
+    fmt::print("variants of {:<24} {:>11} {:>9} {:>9}\n", l.name, "saved", "bwd ms", "extra");
+    fmt::print("  {:<34} {:>11} {:>9.2f} {:>9}\n", "full", format_bytes(l.saved_bytes), l.backward_ms, "");
+    for (const auto& v : l.variants) {
+      fmt::print("  {:<34} {:>11} {:>9.2f} {:>+9.2f}\n", v.name, format_bytes(v.saved_bytes),
+                 v.backward_ms, v.backward_ms + v.forward_ms - l.backward_ms - l.forward_ms);
+    }
+    break;
   }
   const auto& s = p.static_bytes;
   fmt::print("static: parameters {}, gradients {}, optimizer state {}, inputs {}, other {}\n",
@@ -58,14 +70,17 @@ void run_profile(const ProfileArgs& a) {
   cfg.data_path = a.data_path;
   runtime::Trainer trainer(cfg);
   if (!a.quiet) {
-    fmt::print(stderr, "profiling {} ({} parameters): {} warm-up + {} measured steps\n",
-               a.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters);
+    const auto variants = a.no_variants ? 0 : runtime::BlockVariant::all(a.model.dropout > 0).size();
+    fmt::print(stderr, "profiling {} ({} parameters): {} warm-up + {} measured steps{}\n",
+               a.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters,
+               variants ? fmt::format(", each followed by one step per block variant ({})", variants) : "");
   }
   Progress progress("profile", a.warmup + a.iters, a.quiet);
   runtime::ProfileOptions o;
   o.warmup = a.warmup;
   o.iters = a.iters;
   o.trace = !a.trace_path.empty();
+  o.variants = !a.no_variants;
   o.on_step = [&](int done, int total, const runtime::StepStats& s) {
     progress.update(done, fmt::format("{}  {:.0f} ms  peak {}", done <= total - a.iters ? "warm-up" : "measure",
                                       s.ms, format_bytes(static_cast<std::uint64_t>(s.peak_bytes))));
@@ -104,7 +119,9 @@ void add_profile_command(CLI::App& app) {
   cmd->footer(R"(Runs real training steps of the GPT with markers between stages and measures, per
 stage (embedding, each block, head): output and saved bytes, forward/backward peaks and
 times, the forward without autograd recording that a checkpoint costs; plus parameters,
-gradients, optimizer state, inputs, the no-checkpoint peak and step time.
+gradients, optimizer state, inputs, the no-checkpoint peak and step time. Each block's
+selective-recompute variants are measured too (saved bytes and backward time with the
+recompute), on extra steps of their own; the optimal planner picks one per block.
 
 Example:
   tidemark profile --layers 12 -o profile.json --trace profile-trace.json
@@ -116,6 +133,10 @@ Example:
   cmd->add_option("--trace", a->trace_path, "also write a tidemark.trace/1 of the measured steps");
   cmd->add_option("--report", a->report_path, "also write a tidemark.report/1");
   cmd->add_option("--data", a->data_path, "profile on this text file (default: synthetic corpus)");
+  cmd->add_flag("--no-variants", a->no_variants,
+                "skip measuring the blocks' selective-recompute variants (attention-core, "
+                "mlp-activation, ...): faster, but the planner can then only save or "
+                "checkpoint whole blocks");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output or table");
   cmd->callback([a] { run_profile(*a); });
 }

@@ -18,11 +18,19 @@ double ChainProfile::fixed_ms() const {
 
 namespace {
 
+// backward_held_peak_bytes came with selective recompute; earlier profiles lack it, and it
+// can never be below the plain backward peak.
+std::uint64_t held_peak(const JsonView& v, std::uint64_t backward_peak) {
+  auto held = v.get("backward_held_peak_bytes");
+  return held ? std::max(held->u64(), backward_peak) : backward_peak;
+}
+
 json variant_to_json(const StageVariant& v) {
   return json{{"name", v.name},
               {"saved_bytes", v.saved_bytes},
               {"forward_peak_bytes", v.forward_peak_bytes},
               {"backward_peak_bytes", v.backward_peak_bytes},
+              {"backward_held_peak_bytes", v.backward_held_peak_bytes},
               {"forward_ms", v.forward_ms},
               {"backward_ms", v.backward_ms}};
 }
@@ -34,6 +42,7 @@ StageVariant variant_from_json(const JsonView& v) {
   out.saved_bytes = v.at("saved_bytes").u64();
   out.forward_peak_bytes = v.at("forward_peak_bytes").u64();
   out.backward_peak_bytes = v.at("backward_peak_bytes").u64();
+  out.backward_held_peak_bytes = held_peak(v, out.backward_peak_bytes);
   out.forward_ms = v.at("forward_ms").non_negative();
   out.backward_ms = v.at("backward_ms").non_negative();
   return out;
@@ -75,6 +84,7 @@ std::string profile_to_json(const ChainProfile& p) {
            {"forward_peak_bytes", l.forward_peak_bytes},
            {"forward_nograd_peak_bytes", l.forward_nograd_peak_bytes},
            {"backward_peak_bytes", l.backward_peak_bytes},
+           {"backward_held_peak_bytes", l.backward_held_peak_bytes},
            {"forward_ms", l.forward_ms},
            {"forward_nograd_ms", l.forward_nograd_ms},
            {"backward_ms", l.backward_ms}};
@@ -133,6 +143,7 @@ ChainProfile profile_from_json(const std::string& text, const std::string& sourc
     s.forward_peak_bytes = l.at("forward_peak_bytes").u64();
     s.forward_nograd_peak_bytes = l.at("forward_nograd_peak_bytes").u64();
     s.backward_peak_bytes = l.at("backward_peak_bytes").u64();
+    s.backward_held_peak_bytes = held_peak(l, s.backward_peak_bytes);
     s.forward_ms = l.at("forward_ms").non_negative();
     s.forward_nograd_ms = l.at("forward_nograd_ms").non_negative();
     s.backward_ms = l.at("backward_ms").non_negative();

@@ -27,6 +27,14 @@ std::vector<int> Chain::block_stages() const {
   return out;
 }
 
+namespace {
+
+std::uint64_t held_extra(std::uint64_t held_peak, std::uint64_t peak) {
+  return held_peak > peak ? held_peak - peak : 0;
+}
+
+}  // namespace
+
 Chain chain_from_profile(const ChainProfile& p) {
   Chain c;
   c.resident = p.static_bytes.resident();
@@ -61,6 +69,7 @@ Chain chain_from_profile(const ChainProfile& p) {
     s.nograd_peak = l.forward_nograd_peak_bytes;
     s.nograd_ms = l.forward_nograd_ms;
     s.variants.push_back(VariantCost{"", l.saved_bytes, l.forward_peak_bytes, l.backward_peak_bytes,
+                                     held_extra(l.backward_held_peak_bytes, l.backward_peak_bytes),
                                      l.forward_ms, l.backward_ms});
     for (const auto& v : l.variants) {
       if (v.name == "full" || v.name == "save") {
@@ -69,7 +78,9 @@ Chain chain_from_profile(const ChainProfile& p) {
                                       l.name, v.name));
       }
       s.variants.push_back(VariantCost{v.name, v.saved_bytes, v.forward_peak_bytes,
-                                       v.backward_peak_bytes, v.forward_ms, v.backward_ms});
+                                       v.backward_peak_bytes,
+                                       held_extra(v.backward_held_peak_bytes, v.backward_peak_bytes),
+                                       v.forward_ms, v.backward_ms});
     }
     c.stages.push_back(std::move(s));
   }

@@ -46,7 +46,8 @@ SaveTerms ChainTerms::save(int i, int v, int j) const {
   } else if (j == n_) {
     left_by_rest = s.out;  // stage i is the last: its output is the kept loss
   }
-  t.backward = var.saved + left_by_rest + var.backward_peak;
+  // The last stage of a list runs its backward with the gradient of its output held.
+  t.backward = var.saved + left_by_rest + var.backward_peak + (i + 1 == j ? var.held_extra : 0);
   t.ms = var.forward_ms + var.backward_ms;
   return t;
 }

@@ -13,8 +13,8 @@
 // output either is dropped (inner list) or is the loss the caller keeps (top level, whose
 // gradient stays held until backward returns). Every free of the rest's comes after its
 // last peak. So stage i's backward peaks at B + s + P(i+1..j) + gx_{i+1} (+ the loss at
-// top level) + b. With no rest (i+1 == j) it peaks at B + s + b, plus y_i at top level
-// where the output is the kept loss.
+// top level) + b. With no rest (i+1 == j) it peaks at B + s + b + h (h: the held extra,
+// the gradient of a_j being held), plus y_i at top level where the output is the kept loss.
 // Checkpoint [i, k): the no-grad forward of stage t peaks at B + (a_t if t > i) + fn_t
 // (it frees a_t once stage t ran), a_k = y_{k-1} stays live while the rest [k, j) runs,
 // which leaves P(k..j) + gx_k, and the inner list over [i, k) runs on top of that.

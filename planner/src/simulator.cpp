@@ -93,9 +93,10 @@ class Simulator {
       for (int k = node.end - 1; k >= node.begin; --k) {
         const StageCost& s = c_.stages[k];
         const VariantCost& v = variant_of(node, k);
-        touch(live_ + i(v.backward_peak));
+        const bool out_held = k + 1 == last && held_out;
+        touch(live_ + i(v.backward_peak + (out_held ? v.held_extra : 0)));
         live_ += i(c_.grad_in(k) + s.param) - i(v.saved);
-        if (!(k + 1 == last && held_out)) live_ -= i(s.out);
+        if (!out_held) live_ -= i(s.out);
         if (!(k == first && held_in)) live_ -= i(c_.in(k));
         spend(v.backward_ms);
       }

@@ -89,7 +89,7 @@ void check_solvable(const Chain& chain, const SolveOptions& options) {
              static_cast<double>(s.param) + static_cast<double>(s.nograd_peak);
     for (const VariantCost& v : s.variants) {
       total += static_cast<double>(v.saved) + static_cast<double>(v.forward_peak) +
-               static_cast<double>(v.backward_peak);
+               static_cast<double>(v.backward_peak) + static_cast<double>(v.held_extra);
     }
   }
   if (total > kMaxTotalBytes) {

@@ -18,7 +18,7 @@ struct StageBoundary : public torch::autograd::Function<StageBoundary> {
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     if (StageObserver* o = g_observer.load(std::memory_order_acquire)) {
-      o->backward_begin(static_cast<int>(ctx->saved_data["stage"].toInt()));
+      o->backward_begin(static_cast<int>(ctx->saved_data["stage"].toInt()), grads.at(0));
     }
     return {grads.at(0), at::Tensor()};
   }

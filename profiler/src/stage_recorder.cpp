@@ -57,6 +57,12 @@ void StageRecorder::close_backward_locked() {
     close(*backward_);
     backward_.reset();
   }
+  held_grad_.reset();
+}
+
+void StageRecorder::set_hold_incoming(bool hold) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_incoming_ = hold;
 }
 
 void StageRecorder::forward_begin(int stage, bool recompute, bool grad_mode) {
@@ -72,9 +78,10 @@ void StageRecorder::forward_end(int stage, std::int64_t output_bytes) {
   forward_stack_.pop_back();
 }
 
-void StageRecorder::backward_begin(int stage) {
+void StageRecorder::backward_begin(int stage, const torch::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mu_);
   close_backward_locked();
+  if (hold_incoming_) held_grad_ = grad;
   backward_ = open(stage, Phase::Backward, true);
   backward_thread_ = std::this_thread::get_id();
   if (gpu_ && stage == 0) {
@@ -115,6 +122,30 @@ void StageRecorder::recompute_begin() {
 }
 
 void StageRecorder::recompute_end() {}
+
+// Times only: resetting the op peak here would cut the enclosing backward's peak window, and
+// the profile takes the recompute's bytes and time as part of that backward.
+void StageRecorder::partial_recompute_begin(int stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  OpRecord op;
+  op.step = step_;
+  op.stage = stage;
+  op.phase = Phase::Recompute;
+  op.grad_mode = true;
+  op.id = next_id_++;
+  ledger_.snapshot(op.live_before, op.peak);
+  op.t0_ns = now_ns();
+  partial_ = op;
+}
+
+void StageRecorder::partial_recompute_end(int stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!partial_ || partial_->stage != stage) return;
+  partial_->t1_ns = now_ns();
+  ledger_.snapshot(partial_->live_after, partial_->peak);
+  done_.push_back(*partial_);
+  partial_.reset();
+}
 
 void StageRecorder::finish_backward() {
   std::lock_guard<std::mutex> lock(mu_);

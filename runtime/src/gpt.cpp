@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <limits>
 
+#include "block_ops.hpp"
+
 namespace tidemark::runtime {
 
 // ---------------------------------------------------------------- helpers
@@ -15,11 +17,23 @@ torch::Tensor mask_dropout(const torch::Tensor& x, double p, bool train) {
   return std::get<0>(at::native_dropout(x, p, true));
 }
 
-std::uint64_t analytic_block_saved_bytes(const ModelConfig& c) {
+std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVariant& variant) {
   const std::uint64_t B = c.batch, T = c.seq, C = c.d_model, H = c.heads;
   const std::uint64_t btc = B * T * C, bht2 = B * H * T * T, bt = B * T;
-  if (c.dropout > 0) return 62 * btc + 9 * bht2 + 16 * bt;
-  return 60 * btc + 4 * bht2 + 16 * bt;
+  const bool dropout = c.dropout > 0;
+  std::uint64_t bytes = dropout ? 62 * btc + 9 * bht2 + 16 * bt : 60 * btc + 4 * bht2 + 16 * bt;
+  // What each variant frees: Note [block variants].
+  switch (variant.attention) {
+    case BlockVariant::Attention::Dropout: bytes -= dropout ? 4 * bht2 : 0; break;
+    case BlockVariant::Attention::Core: bytes -= dropout ? 8 * bht2 : 4 * bht2; break;
+    case BlockVariant::Attention::Full: break;
+  }
+  switch (variant.mlp) {
+    case BlockVariant::Mlp::Activation: bytes -= 16 * btc; break;
+    case BlockVariant::Mlp::Core: bytes -= 32 * btc; break;
+    case BlockVariant::Mlp::Full: break;
+  }
+  return bytes;
 }
 
 namespace {
@@ -60,8 +74,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   return forward_plain(x);
 }
 
-torch::Tensor BlockImpl::forward_plain(const torch::Tensor& x) {
-  // Shapes and what each op keeps for backward: Note [saved bytes of a block].
+torch::Tensor BlockImpl::forward_plain(const torch::Tensor& x) { return forward_variant(x, {}, -1); }
+
+torch::Tensor BlockImpl::forward_variant(const torch::Tensor& x, const BlockVariant& variant, int stage) {
+  // Shapes and what each op keeps for backward: Note [saved bytes of a block]; what the
+  // variants keep instead: Note [block variants].
   const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = heads_, D = C / H;
   const bool train = is_training();
   auto parts = qkv(ln1(x)).split(C, /*dim=*/2);
@@ -70,12 +87,11 @@ torch::Tensor BlockImpl::forward_plain(const torch::Tensor& x) {
   auto k = parts[1].view({B, T, H, D}).transpose(1, 2).contiguous();
   auto v = parts[2].view({B, T, H, D}).transpose(1, 2).contiguous();
   q.mul_(1.0 / std::sqrt(static_cast<double>(D)));  // scale the small tensor, not the scores
-  auto scores = torch::matmul(q, k.transpose(-2, -1));
-  scores.masked_fill_(mask_.slice(0, 0, T).slice(1, 0, T), -std::numeric_limits<float>::infinity());
-  auto probs = mask_dropout(torch::softmax(scores, -1), dropout_, train);
-  auto y = torch::matmul(probs, v).transpose(1, 2).contiguous().view({B, T, C});
+  auto heads = block_ops::attention(q, k, v, mask_.slice(0, 0, T).slice(1, 0, T), dropout_, train,
+                                    variant.attention, stage);
+  auto y = heads.transpose(1, 2).contiguous().view({B, T, C});
   auto x1 = x + mask_dropout(attn_out(y), dropout_, train);
-  return x1 + mask_dropout(fc_out(torch::gelu(fc(ln2(x1)))), dropout_, train);
+  return x1 + mask_dropout(block_ops::mlp(ln2(x1), fc, fc_out, variant.mlp, stage), dropout_, train);
 }
 
 // ---------------------------------------------------------------- GPT
@@ -140,11 +156,20 @@ std::string GPTImpl::stage_kind(int k) const {
 
 torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageContext& ctx,
                                  const std::string& variant) {
-  TORCH_CHECK(variant.empty() || variant == "full", "GPT stage ", stage_name(k),
+  const bool block = k > 0 && k < num_stages() - 1;
+  auto parsed = BlockVariant::parse(variant);
+  TORCH_CHECK(parsed && (block || parsed->is_full()), "GPT stage ", stage_name(k),
               " has no variant '", variant, "'");
   if (k == 0) return embed(input);
-  if (k == num_stages() - 1) return head_loss(input, ctx.targets);
-  return blocks[k - 1]->as<BlockImpl>()->forward_plain(input);
+  if (!block) return head_loss(input, ctx.targets);
+  return blocks[k - 1]->as<BlockImpl>()->forward_variant(input, *parsed, k);
+}
+
+std::vector<std::string> GPTImpl::stage_variants(int k) const {
+  std::vector<std::string> out;
+  if (k <= 0 || k >= num_stages() - 1) return out;
+  for (const auto& v : BlockVariant::all(config_.dropout > 0)) out.push_back(v.name());
+  return out;
 }
 
 std::vector<torch::Tensor> GPTImpl::stage_parameters(int k) {

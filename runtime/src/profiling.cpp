@@ -47,6 +47,59 @@ struct StageSamples {
 
 std::uint64_t nonneg(std::int64_t v) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, v)); }
 
+// Adds one step's forward (grad mode) and backward ops to the per-stage samples.
+void add_step_ops(std::vector<StageSamples>& stages, const std::vector<profiler::OpRecord>& ops) {
+  const int L = static_cast<int>(stages.size());
+  for (const auto& op : ops) {
+    if (op.stage < 0 || op.stage >= L) continue;
+    auto& st = stages[op.stage];
+    if (op.phase == Phase::Forward) {
+      st.seen_fwd = true;
+      st.fwd_ms.push_back(op.best_ms());
+      st.out = op.output_bytes;
+      st.saved = std::max(st.saved, op.net() - op.output_bytes);
+      st.fwd_peak = std::max(st.fwd_peak, op.peak_delta());
+    } else if (op.phase == Phase::Backward) {
+      st.seen_bwd = true;
+      st.bwd_ms.push_back(op.best_ms());
+      st.bwd_peak = std::max(st.bwd_peak, op.peak_delta());
+    }
+  }
+}
+
+// Per stage, the largest backward peak among `ops`.
+std::vector<std::int64_t> backward_peaks(const std::vector<profiler::OpRecord>& ops, int stages) {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(stages), 0);
+  for (const auto& op : ops) {
+    if (op.phase == Phase::Backward && op.stage >= 0 && op.stage < stages) {
+      out[static_cast<std::size_t>(op.stage)] = std::max(out[static_cast<std::size_t>(op.stage)], op.peak_delta());
+    }
+  }
+  return out;
+}
+
+// Variant names the chain offers, in the order stages first offer them.
+std::vector<std::string> offered_variants(const ChainModule& chain) {
+  std::vector<std::string> names;
+  for (int k = 0; k < chain.num_stages(); ++k) {
+    for (const auto& v : chain.stage_variants(k)) {
+      if (std::find(names.begin(), names.end(), v) == names.end()) names.push_back(v);
+    }
+  }
+  return names;
+}
+
+// Every stage that offers `variant` runs it; the others run plain.
+PlanNode plan_all_variant(const ChainModule& chain, const std::string& variant) {
+  std::vector<PlanNode> parts;
+  for (int k = 0; k < chain.num_stages(); ++k) {
+    auto vs = chain.stage_variants(k);
+    const bool has = std::find(vs.begin(), vs.end(), variant) != vs.end();
+    parts.push_back(PlanNode::save(k, k + 1, has ? variant : std::string()));
+  }
+  return PlanNode::sequence(0, chain.num_stages(), std::move(parts));
+}
+
 }  // namespace
 
 ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o) {
@@ -98,6 +151,14 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   std::unique_ptr<TraceSession> trace;
 
   std::vector<StageSamples> stages(L);
+  // Variants (selective recompute) are measured on steps of their own, interleaved with the
+  // plain ones so that drift hits both alike; the last warm-up iteration warms them up.
+  const std::vector<std::string> variant_names = o.variants ? offered_variants(chain) : std::vector<std::string>{};
+  std::vector<PlanExecutor> variant_exec;
+  for (const auto& v : variant_names) variant_exec.emplace_back(chain, plan_all_variant(chain, v));
+  std::vector<std::vector<StageSamples>> variant_stages(variant_names.size(), std::vector<StageSamples>(L));
+  // [0]: plain, [1 + v]: variant v; per stage.
+  std::vector<std::vector<std::int64_t>> held_peak(variant_names.size() + 1);
   std::vector<double> step_ms, opt_ms;
   std::int64_t peak = 0, opt_peak = 0, resident = 0, inputs = 0, input0 = 0;
   ProfileRun run;
@@ -153,6 +214,43 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     auto nograd_ops = recorder.take_ops();
     if (trace) profiler::ledger().take_events();  // the extra forward is not part of a step
 
+    // A forward and backward outside the training step (no optimizer step): its ops.
+    auto extra_step = [&](PlanExecutor& ex) {
+      Batch eb = subject.batch(it);
+      torch::Tensor eloss;
+      {
+        AutocastScope autocast(subject.dtype, subject.device);
+        eloss = ex.forward(eb.idx, StageContext{eb.targets});
+      }
+      eloss.backward();
+      recorder.finish_backward();
+      eloss = torch::Tensor();
+      eb = Batch{};
+      for (auto& p : subject.parameters) p.mutable_grad().reset();
+      if (gpu) {
+        torch::cuda::synchronize();
+        gpu_dropped += recorder.collect_gpu_times().dropped_records;
+      }
+      auto eops = recorder.take_ops();
+      if (trace) profiler::ledger().take_events();
+      return eops;
+    };
+    if (it + 1 >= o.warmup) {
+      for (std::size_t vi = 0; vi < variant_exec.size(); ++vi) {
+        auto vops = extra_step(variant_exec[vi]);
+        if (measure) add_step_ops(variant_stages[vi], vops);
+      }
+    }
+    if (it + 1 == total) {
+      // Bytes do not vary between steps: one step each measures the held backward peaks.
+      recorder.set_hold_incoming(true);
+      held_peak[0] = backward_peaks(extra_step(executor), L);
+      for (std::size_t vi = 0; vi < variant_exec.size(); ++vi) {
+        held_peak[vi + 1] = backward_peaks(extra_step(variant_exec[vi]), L);
+      }
+      recorder.set_hold_incoming(false);
+    }
+
     if (measure) {
       run.steps.push_back(s);
       step_ms.push_back(s.ms);
@@ -160,21 +258,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
       peak = std::max(peak, s.peak_bytes);
       opt_peak = std::max(opt_peak, opt_delta);
       resident = std::max(resident, live_at_start);
-      for (const auto& op : ops) {
-        if (op.stage < 0 || op.stage >= L) continue;
-        auto& st = stages[op.stage];
-        if (op.phase == Phase::Forward) {
-          st.seen_fwd = true;
-          st.fwd_ms.push_back(op.best_ms());
-          st.out = op.output_bytes;
-          st.saved = std::max(st.saved, op.net() - op.output_bytes);
-          st.fwd_peak = std::max(st.fwd_peak, op.peak_delta());
-        } else if (op.phase == Phase::Backward) {
-          st.seen_bwd = true;
-          st.bwd_ms.push_back(op.best_ms());
-          st.bwd_peak = std::max(st.bwd_peak, op.peak_delta());
-        }
-      }
+      add_step_ops(stages, ops);
       for (const auto& op : nograd_ops) {
         if (op.stage < 0 || op.stage >= L || op.grad_mode) continue;
         auto& st = stages[op.stage];
@@ -227,9 +311,27 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     sp.forward_peak_bytes = nonneg(st.fwd_peak);
     sp.forward_nograd_peak_bytes = nonneg(st.nograd_peak);
     sp.backward_peak_bytes = nonneg(st.bwd_peak);
+    sp.backward_held_peak_bytes = std::max(sp.backward_peak_bytes, nonneg(held_peak[0][k]));
     sp.forward_ms = median(st.fwd_ms);
     sp.forward_nograd_ms = median(st.nograd_ms);
     sp.backward_ms = median(st.bwd_ms);
+    const auto offered = chain.stage_variants(k);
+    for (std::size_t vi = 0; vi < variant_names.size(); ++vi) {
+      if (std::find(offered.begin(), offered.end(), variant_names[vi]) == offered.end()) continue;
+      const auto& vs = variant_stages[vi][k];
+      if (!vs.seen_fwd || !vs.seen_bwd) {
+        throw std::runtime_error(fmt::format("profiler: stage {} variant {} was not observed", k, variant_names[vi]));
+      }
+      StageVariant sv;
+      sv.name = variant_names[vi];
+      sv.saved_bytes = nonneg(vs.saved);
+      sv.forward_peak_bytes = nonneg(vs.fwd_peak);
+      sv.backward_peak_bytes = nonneg(vs.bwd_peak);
+      sv.backward_held_peak_bytes = std::max(sv.backward_peak_bytes, nonneg(held_peak[vi + 1][k]));
+      sv.forward_ms = median(vs.fwd_ms);
+      sv.backward_ms = median(vs.bwd_ms);
+      sp.variants.push_back(std::move(sv));
+    }
     p.layers.push_back(std::move(sp));
   }
   if (trace) run.trace = trace->finish();

@@ -28,7 +28,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 TEST_CASE("profile round-trips through JSON", "[core]") {
   ChainProfile p = testing::make_profile(3);
-  p.layers[2].variants.push_back(StageVariant{"attention-core", 123, 456, 789, 1.5, 2.5});
+  p.layers[2].variants.push_back(StageVariant{"attention-core", 123, 456, 789, 900, 1.5, 2.5});
   ChainProfile q = profile_from_json(profile_to_json(p), "p.json");
   REQUIRE(q.layers.size() == 5);
   CHECK(q.layers[1].saved_bytes == p.layers[1].saved_bytes);
@@ -36,7 +36,23 @@ TEST_CASE("profile round-trips through JSON", "[core]") {
   CHECK(q.static_bytes.resident() == p.static_bytes.resident());
   CHECK(q.layers[2].variants.at(0).name == "attention-core");
   CHECK(q.layers[2].variants.at(0).backward_ms == 2.5);
+  CHECK(q.layers[2].variants.at(0).backward_held_peak_bytes == 900);
   CHECK(q.digest == p.config.digest());
+}
+
+TEST_CASE("a profile without held backward peaks reads them as the plain peaks", "[core]") {
+  ChainProfile p = testing::make_profile(2);
+  p.layers[1].backward_held_peak_bytes = p.layers[1].backward_peak_bytes + 64;
+  json doc = json::parse(profile_to_json(p));
+  CHECK(profile_from_json(doc.dump(), "p.json").layers[1].backward_held_peak_bytes ==
+        p.layers[1].backward_peak_bytes + 64);
+  for (auto& l : doc["layers"]) l.erase("backward_held_peak_bytes");
+  const ChainProfile q = profile_from_json(doc.dump(), "p.json");
+  for (const auto& l : q.layers) CHECK(l.backward_held_peak_bytes == l.backward_peak_bytes);
+  // Below the plain peak is impossible (holding a gradient never frees memory): raised to it.
+  doc["layers"][1]["backward_held_peak_bytes"] = 1;
+  CHECK(profile_from_json(doc.dump(), "p.json").layers[1].backward_held_peak_bytes ==
+        p.layers[1].backward_peak_bytes);
 }
 
 TEST_CASE("profile reader names the file and field of bad input", "[core]") {

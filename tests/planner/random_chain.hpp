@@ -42,6 +42,7 @@ inline planner::Chain random_chain(std::mt19937& rng, int stages, int max_bytes 
       var.saved = bytes(0, max_bytes * 2);
       var.forward_peak = bytes(0, max_bytes * 2);
       var.backward_peak = bytes(0, max_bytes * 2);
+      var.held_extra = num(0, 2) == 0 ? bytes(0, max_bytes) : 0;
       var.forward_ms = num(0, 4);
       var.backward_ms = num(0, 8);
       s.variants.push_back(var);

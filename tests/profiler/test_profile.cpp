@@ -30,7 +30,7 @@ double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 
 
 }  // namespace
 
-TEST_CASE("block saved bytes match the analytic count of gpt.hpp", "[torch][profiler]") {
+TEST_CASE("block saved bytes, plain and of every variant, match the analytic count", "[torch][profiler]") {
   for (const auto& c : {shape(2, 32, 64, 4), shape(4, 64, 32, 2), shape(2, 48, 96, 6, 0.0),
                         shape(3, 16, 128, 8)}) {
     INFO(c.describe());
@@ -41,6 +41,16 @@ TEST_CASE("block saved bytes match the analytic count of gpt.hpp", "[torch][prof
       INFO(l.name << " measured " << l.saved_bytes << " analytic " << analytic);
       CHECK(rel(static_cast<double>(l.saved_bytes), static_cast<double>(analytic)) < 0.02);
       CHECK(l.output_bytes == static_cast<std::uint64_t>(c.batch * c.seq * c.d_model * 4));
+      // Every variant is measured, and keeps what Note [block variants] says.
+      CHECK(l.variants.size() == BlockVariant::all(c.dropout > 0).size());
+      for (const auto& v : l.variants) {
+        auto parsed = BlockVariant::parse(v.name);
+        REQUIRE(parsed);
+        const std::uint64_t expected = analytic_block_saved_bytes(c, *parsed);
+        INFO(v.name << " measured " << v.saved_bytes << " analytic " << expected);
+        CHECK(rel(static_cast<double>(v.saved_bytes), static_cast<double>(expected)) < 0.02);
+        CHECK(v.saved_bytes < l.saved_bytes);
+      }
     }
   }
 }

@@ -24,6 +24,7 @@ struct StageVariant {
   std::uint64_t saved_bytes = 0;
   std::uint64_t forward_peak_bytes = 0;
   std::uint64_t backward_peak_bytes = 0;
+  std::uint64_t backward_held_peak_bytes = 0;  // see StageProfile
   double forward_ms = 0;
   double backward_ms = 0;  // includes the recompute this variant does in backward
 };
@@ -39,6 +40,11 @@ struct StageProfile {
   std::uint64_t forward_peak_bytes = 0;         // forward with autograd recording
   std::uint64_t forward_nograd_peak_bytes = 0;  // forward without (inside a checkpoint)
   std::uint64_t backward_peak_bytes = 0;
+  // The backward peak when the gradient of the stage's output stays referenced throughout
+  // (the last stage of a checkpoint's recompute: the checkpoint holds it). Autograd cannot
+  // then reuse that gradient's storage for the residual sum, so it can be higher. Optional
+  // in the file (absent: equal to backward_peak_bytes).
+  std::uint64_t backward_held_peak_bytes = 0;
   double forward_ms = 0;
   double forward_nograd_ms = 0;
   double backward_ms = 0;

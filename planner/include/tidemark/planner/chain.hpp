@@ -17,6 +17,9 @@ struct VariantCost {
   std::uint64_t saved = 0;         // s
   std::uint64_t forward_peak = 0;  // f
   std::uint64_t backward_peak = 0; // b
+  // Added to b when the gradient of the stage's output stays held through its backward (the
+  // last stage of a list: a checkpoint or loss.backward() holds it); see StageProfile.
+  std::uint64_t held_extra = 0;
   double forward_ms = 0;
   double backward_ms = 0;
 };

@@ -17,11 +17,15 @@ class StageObserver {
   virtual void forward_begin(int stage, bool recompute, bool grad_mode) = 0;
   // output_bytes: bytes of the stage's output tensor.
   virtual void forward_end(int stage, std::int64_t output_bytes) = 0;
-  // The gradient of stage's output is complete: its backward starts now.
-  virtual void backward_begin(int stage) = 0;
+  // The gradient of stage's output is complete (`grad`): its backward starts now.
+  virtual void backward_begin(int stage, const torch::Tensor& grad) = 0;
   // A checkpoint's recompute starts (closes the open backward span) / ends.
   virtual void recompute_begin() = 0;
   virtual void recompute_end() = 0;
+  // A stage's own backward recomputes part of its forward (selective recompute, e.g. the
+  // attention core): a span inside the stage's open backward span, which stays open.
+  virtual void partial_recompute_begin(int /*stage*/) {}
+  virtual void partial_recompute_end(int /*stage*/) {}
 };
 
 // The process-wide observer, or nullptr. Set by the profiler for the duration of a run.

@@ -62,9 +62,14 @@ class StageRecorder : public StageObserver {
 
   void forward_begin(int stage, bool recompute, bool grad_mode) override;
   void forward_end(int stage, std::int64_t output_bytes) override;
-  void backward_begin(int stage) override;
+  void backward_begin(int stage, const torch::Tensor& grad) override;
+  // Keep each stage's incoming gradient referenced until its backward ends, as a checkpoint
+  // does for the last stage of its recompute: measures StageProfile::backward_held_peak_bytes.
+  void set_hold_incoming(bool hold);
   void recompute_begin() override;
   void recompute_end() override;
+  void partial_recompute_begin(int stage) override;
+  void partial_recompute_end(int stage) override;
 
   // Records so far, in completion order; take_ops() clears them.
   std::vector<OpRecord> take_ops();
@@ -82,6 +87,9 @@ class StageRecorder : public StageObserver {
   bool installed_ = false;
   std::vector<OpRecord> forward_stack_;  // nested forwards (a checkpoint's forward inside another)
   std::optional<OpRecord> backward_;     // the open backward span
+  std::optional<OpRecord> partial_;      // an open partial recompute inside it
+  bool hold_incoming_ = false;
+  torch::Tensor held_grad_;              // the open backward's incoming gradient, when held
   std::thread::id backward_thread_;      // where its GPU scope was opened
   GpuTimer* gpu_ = nullptr;
   std::function<void()> boundary_hook_;

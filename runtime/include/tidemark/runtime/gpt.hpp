@@ -27,12 +27,14 @@
 #include <torch/torch.h>
 
 #include "tidemark/core/model_config.hpp"
+#include "tidemark/runtime/block_variants.hpp"
 #include "tidemark/runtime/chain.hpp"
 #include "tidemark/runtime/gradient_checkpointing.hpp"
 
 namespace tidemark::runtime {
 
-std::uint64_t analytic_block_saved_bytes(const ModelConfig& c);
+// With a variant: what it keeps instead (Note [block variants]).
+std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVariant& variant = {});
 
 // Dropout that keeps a 1-byte mask for backward (at::native_dropout) instead of the float
 // noise tensor the CPU at::dropout keeps.
@@ -44,6 +46,9 @@ class BlockImpl : public torch::nn::Module, public GradientCheckpointingLayer {
   // HF-style: checkpointed when gradient checkpointing is enabled and in training mode.
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor forward_plain(const torch::Tensor& x);
+  // In save mode with `variant` (Note [block variants]); `stage` labels the trace's partial
+  // recompute spans (-1: none).
+  torch::Tensor forward_variant(const torch::Tensor& x, const BlockVariant& variant, int stage);
 
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
   torch::nn::Linear qkv{nullptr}, attn_out{nullptr}, fc{nullptr}, fc_out{nullptr};
@@ -72,6 +77,7 @@ class GPTImpl : public torch::nn::Module, public CheckpointableModel, public Cha
   int num_stages() const override;
   std::string stage_name(int k) const override;
   std::string stage_kind(int k) const override;
+  std::vector<std::string> stage_variants(int k) const override;
   torch::Tensor run_stage(int k, const torch::Tensor& input, const StageContext& ctx,
                           const std::string& variant) override;
   std::vector<torch::Tensor> stage_parameters(int k) override;

@@ -1,0 +1,146 @@
+// Selective recompute (issue: selective recompute): every block variant gives the plain
+// block's gradients, alone and nested in checkpoints; names parse; traces show the partial
+// recompute spans; plans refuse variants a stage does not have.
+#include "catch.hpp"
+#include "common/configs.hpp"
+#include "grads.hpp"
+#include "tidemark/core/error.hpp"
+#include "tidemark/runtime/executor.hpp"
+#include "tidemark/runtime/trainer.hpp"
+
+using namespace tidemark;
+using namespace tidemark::runtime;
+using tidemark::testing::gpt_config;
+using tidemark::testing::grads_of;
+using tidemark::testing::max_relative_difference;
+
+namespace {
+
+// Every block runs `variant`; embedding and head run plain.
+PlanNode all_blocks(const GPTImpl& model, const std::string& variant) {
+  const int n = model.num_stages();
+  return PlanNode::sequence(0, n, {PlanNode::save(0, 1), PlanNode::save(1, n - 1, variant),
+                                   PlanNode::save(n - 1, n)});
+}
+
+struct Run {
+  double loss = 0;
+  std::vector<torch::Tensor> grads;
+};
+
+struct Fixture {
+  explicit Fixture(const ModelConfig& c) : config(c), model(c) {
+    torch::manual_seed(3);
+    idx = torch::randint(c.vocab, {c.batch, c.seq}, torch::kLong);
+    targets = torch::randint(c.vocab, {c.batch, c.seq}, torch::kLong);
+    model->train();
+  }
+  Run run(const PlanNode& root) {
+    for (auto& p : model->parameters()) p.mutable_grad().reset();
+    PlanExecutor ex(*model, root);
+    torch::manual_seed(17);  // the same dropout masks for every plan
+    auto loss = ex.forward(idx, StageContext{targets});
+    loss.backward();
+    return {loss.item<double>(), grads_of(*model)};
+  }
+  ModelConfig config;
+  GPT model;
+  torch::Tensor idx, targets;
+};
+
+}  // namespace
+
+TEST_CASE("block variant names round-trip; unknown names are refused", "[torch][variants]") {
+  CHECK(BlockVariant::all(true).size() == 8);
+  CHECK(BlockVariant::all(false).size() == 5);  // no attention-dropout without dropout
+  for (const auto& v : BlockVariant::all(true)) {
+    auto back = BlockVariant::parse(v.name());
+    REQUIRE(back);
+    CHECK(back->name() == v.name());
+    CHECK_FALSE(v.is_full());
+  }
+  CHECK(BlockVariant::parse("full")->is_full());
+  CHECK(BlockVariant::parse("")->is_full());
+  CHECK(BlockVariant::parse("attention-core+mlp-activation"));
+  CHECK_FALSE(BlockVariant::parse("mlp-activation+attention-core"));
+  CHECK_FALSE(BlockVariant::parse("selective-everything"));
+}
+
+TEST_CASE("every block variant gives the plain block's loss and gradients", "[torch][variants]") {
+  for (const ModelConfig& c : {gpt_config(2, 32, 4, 24, 2, 0.1), gpt_config(3, 48, 3, 16, 3, 0.2),
+                               gpt_config(2, 32, 2, 20, 2, 0.0)}) {
+    Fixture f(c);
+    const Run plain = f.run(plan_no_checkpoint(f.model->num_stages()));
+    const auto variants = f.model->stage_variants(1);
+    REQUIRE(variants.size() == BlockVariant::all(c.dropout > 0).size());
+    for (const auto& v : variants) {
+      INFO(c.describe() << " variant " << v);
+      const Run r = f.run(all_blocks(*f.model, v));
+      CHECK(r.loss == plain.loss);  // the forward is the same computation
+      CHECK(max_relative_difference(plain.grads, r.grads) < 1e-6);
+    }
+  }
+}
+
+TEST_CASE("variants inside checkpoint segments give the plain gradients", "[torch][variants]") {
+  Fixture f(gpt_config(4, 32, 4, 16, 2, 0.1));
+  const Run plain = f.run(plan_no_checkpoint(f.model->num_stages()));
+  // A checkpoint whose recompute runs variants, another nested one, and a saved variant.
+  const PlanNode root = PlanNode::sequence(
+      0, 6,
+      {PlanNode::save(0, 1),
+       PlanNode::checkpoint(1, 3, {PlanNode::save(1, 2, "attention-core"),
+                                   PlanNode::save(2, 3, "mlp-core")}),
+       PlanNode::checkpoint(3, 5, {PlanNode::checkpoint(3, 4, {PlanNode::save(3, 4, "attention-dropout+mlp-activation")}),
+                                   PlanNode::save(4, 5, "attention-core+mlp-core")}),
+       PlanNode::save(5, 6)});
+  const Run r = f.run(root);
+  CHECK(r.loss == plain.loss);
+  CHECK(max_relative_difference(plain.grads, r.grads) < 1e-6);
+}
+
+TEST_CASE("a variant the stage does not have is refused", "[torch][variants]") {
+  Fixture f(gpt_config(2, 32, 4, 16, 2, 0.0));
+  Plan plan;
+  plan.layers = f.model->num_stages();
+  plan.root = all_blocks(*f.model, "attention-dropout");  // needs dropout
+  CHECK_THROWS_AS(check_plan_matches(plan, *f.model, "plan.json"), UserError);
+  plan.root = PlanNode::sequence(0, 4, {PlanNode::save(0, 3), PlanNode::save(3, 4, "mlp-core")});
+  CHECK_THROWS_AS(check_plan_matches(plan, *f.model, "plan.json"), UserError);  // the head
+  plan.root = all_blocks(*f.model, "attention-core+mlp-core");
+  CHECK_NOTHROW(check_plan_matches(plan, *f.model, "plan.json"));
+}
+
+TEST_CASE("a trace shows the partial recompute of variant blocks", "[torch][variants]") {
+  TrainingConfig cfg;
+  cfg.model = gpt_config(3, 32, 4, 16, 2, 0.1);
+  cfg.steps = 2;
+  const int n = static_cast<int>(cfg.model.stages());
+  // block.0 plain, block.1 attention-core, block.2 mlp-activation.
+  cfg.plan = PlanNode::sequence(0, n, {PlanNode::save(0, 2), PlanNode::save(2, 3, "attention-core"),
+                                       PlanNode::save(3, 4, "mlp-activation"), PlanNode::save(4, n)});
+  Trainer trainer(cfg);
+  trainer.enable_trace();
+  trainer.train();
+  const Trace t = trainer.finish_trace();
+  auto count = [&](int stage, Phase phase) {
+    int c = 0;
+    for (const auto& s : t.spans) c += s.stage == stage && s.phase == phase;
+    return c;
+  };
+  CHECK(count(1, Phase::Recompute) == 0);
+  CHECK(count(2, Phase::Recompute) == 2);  // one per step
+  CHECK(count(3, Phase::Recompute) == 2);
+  // Each partial recompute lies inside its stage's backward span.
+  for (const auto& r : t.spans) {
+    if (r.phase != Phase::Recompute) continue;
+    bool inside = false;
+    for (const auto& b : t.spans) {
+      inside = inside || (b.stage == r.stage && b.step == r.step && b.phase == Phase::Backward &&
+                          b.start_us <= r.start_us && r.end_us <= b.end_us);
+    }
+    CHECK(inside);
+  }
+  CHECK(t.stages[2].action == "attention-core");
+  CHECK(t.stages[3].action == "mlp-activation");
+}
