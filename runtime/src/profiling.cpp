@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fmt/format.h>
 #include <map>
+#include <tuple>
 #include <torch/version.h>
 
 #include "tidemark/core/error.hpp"
@@ -295,6 +296,30 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   p.optimizer_peak_bytes = nonneg(opt_peak);
   p.optimizer_ms = median(opt_ms);
   p.checkpoint_state_bytes = checkpoint_state_bytes(subject.device);
+  // Note [pooled stage times]: stages with the same memory signature share their times.
+  std::map<std::tuple<std::string, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                      std::uint64_t>,
+           std::vector<int>>
+      same_shape;
+  for (int k = 0; k < L; ++k) {
+    const auto& st = stages[k];
+    same_shape[{chain.stage_kind(k), st.out, st.saved, st.fwd_peak, st.bwd_peak, st.nograd_peak,
+                unique_bytes(chain.stage_parameters(k))}]
+        .push_back(k);
+  }
+  std::vector<const std::vector<int>*> peers(static_cast<std::size_t>(L));
+  for (const auto& kv : same_shape) {
+    for (int k : kv.second) peers[static_cast<std::size_t>(k)] = &kv.second;
+  }
+  auto pooled = [&](const std::vector<StageSamples>& samples, int k, std::vector<double> StageSamples::*field) {
+    std::vector<double> all;
+    for (int q : *peers[static_cast<std::size_t>(k)]) {
+      const auto& v = samples[static_cast<std::size_t>(q)].*field;
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return median(all);
+  };
+
   for (int k = 0; k < L; ++k) {
     const auto& st = stages[k];
     if (!st.seen_fwd || !st.seen_bwd || !st.seen_nograd) {
@@ -312,9 +337,9 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     sp.forward_nograd_peak_bytes = nonneg(st.nograd_peak);
     sp.backward_peak_bytes = nonneg(st.bwd_peak);
     sp.backward_held_peak_bytes = std::max(sp.backward_peak_bytes, nonneg(held_peak[0][k]));
-    sp.forward_ms = median(st.fwd_ms);
-    sp.forward_nograd_ms = median(st.nograd_ms);
-    sp.backward_ms = median(st.bwd_ms);
+    sp.forward_ms = pooled(stages, k, &StageSamples::fwd_ms);
+    sp.forward_nograd_ms = pooled(stages, k, &StageSamples::nograd_ms);
+    sp.backward_ms = pooled(stages, k, &StageSamples::bwd_ms);
     const auto offered = chain.stage_variants(k);
     for (std::size_t vi = 0; vi < variant_names.size(); ++vi) {
       if (std::find(offered.begin(), offered.end(), variant_names[vi]) == offered.end()) continue;
@@ -328,8 +353,8 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
       sv.forward_peak_bytes = nonneg(vs.fwd_peak);
       sv.backward_peak_bytes = nonneg(vs.bwd_peak);
       sv.backward_held_peak_bytes = std::max(sv.backward_peak_bytes, nonneg(held_peak[vi + 1][k]));
-      sv.forward_ms = median(vs.fwd_ms);
-      sv.backward_ms = median(vs.bwd_ms);
+      sv.forward_ms = pooled(variant_stages[vi], k, &StageSamples::fwd_ms);
+      sv.backward_ms = pooled(variant_stages[vi], k, &StageSamples::bwd_ms);
       sp.variants.push_back(std::move(sv));
     }
     p.layers.push_back(std::move(sp));

@@ -127,3 +127,22 @@ TEST_CASE("a profile trace has every stage in forward and backward and classifie
   CHECK(rel(static_cast<double>(max_act), static_cast<double>(retained)) < 0.02);
   CHECK(t.peak_bytes == p.peak_bytes);
 }
+
+TEST_CASE("blocks of one shape share pooled times; other stages keep their own", "[torch][profiler]") {
+  const ModelConfig c = testing::gpt_config(3, 64, 4, 32, 3);
+  const ChainProfile p = profile(c).profile;
+  REQUIRE(p.layers.size() == 5);
+  const auto& b0 = p.layers[1];
+  for (int k = 2; k <= 3; ++k) {
+    const auto& b = p.layers[static_cast<std::size_t>(k)];
+    CHECK(b.forward_ms == b0.forward_ms);
+    CHECK(b.backward_ms == b0.backward_ms);
+    CHECK(b.forward_nograd_ms == b0.forward_nograd_ms);
+    REQUIRE(b.variants.size() == b0.variants.size());
+    for (std::size_t v = 0; v < b.variants.size(); ++v) CHECK(b.variants[v].backward_ms == b0.variants[v].backward_ms);
+  }
+  // The head computes something else: its time is its own (a tie would need equal medians
+  // of different kernels to the nanosecond).
+  CHECK(p.layers.back().backward_ms != b0.backward_ms);
+  CHECK(p.layers.front().forward_ms != b0.forward_ms);
+}

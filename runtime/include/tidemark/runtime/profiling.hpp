@@ -15,6 +15,15 @@
 //    batch; `other` is whatever else was live when the step began;
 //  - optimizer: clipping, AdamW step and zero_grad, relative to the level after backward.
 // Times are medians over --iters, bytes the maxima (a plan must fit every step).
+//
+// Note [pooled stage times]
+// A stage's time is a few milliseconds to a few hundred measured a handful of times, and on
+// a shared machine one sample can be off by 10% or more, about what a selective-recompute
+// variant costs. Stages whose memory signature is identical (kind, output, saved, peaks,
+// parameter bytes: the blocks of a transformer) run the same kernels on the same shapes, so
+// their samples are pooled and each gets the median of the pool: 8 blocks x 3 iterations
+// give 24 samples per median instead of 3. A stage that differs in any byte count keeps
+// its own samples.
 #include <functional>
 #include <optional>
 
