@@ -187,6 +187,16 @@ LinearGrads linear_backward(const at::Tensor& grad, const at::Tensor& x, const a
   return out;
 }
 
+// Gradients of linear(gelu(h), w, b) given the rebuilt GELU output g, which it releases as
+// soon as the weight gradient has it: `input` is the gradient of h.
+LinearGrads gelu_linear_backward(const at::Tensor& grad, at::Tensor g, const at::Tensor& h,
+                                 const at::Tensor& w, bool has_bias) {
+  LinearGrads out = linear_backward(grad, g, w, has_bias);
+  g = at::Tensor();
+  out.input = at::gelu_backward(out.input.to(h.scalar_type()), h);
+  return out;
+}
+
 // ---------------------------------------------------------------- attention
 
 // attention-dropout: P·V where the dropped-out P is rebuilt in backward from P and the mask.
@@ -266,10 +276,8 @@ struct GeluLinear : torch::autograd::Function<GeluLinear> {
     PartialRecompute span(s->stage);
     auto g = at::gelu(h);
     span.end();
-    auto out = linear_backward(grads[0], g, w, has_bias);
-    g = at::Tensor();
-    auto grad_h = at::gelu_backward(out.input.to(h.scalar_type()), h);
-    return {grad_h, out.weight, out.bias, at::Tensor()};
+    auto out = gelu_linear_backward(grads[0], std::move(g), h, w, has_bias);
+    return {out.input, out.weight, out.bias, at::Tensor()};
   }
 };
 
@@ -294,11 +302,9 @@ struct MlpCore : torch::autograd::Function<MlpCore> {
     auto h = at::linear(u, w1, b1);
     auto g = at::gelu(h);
     span.end();
-    auto out = linear_backward(grads[0], g, w2, has_bias);
-    g = at::Tensor();
-    auto grad_h = at::gelu_backward(out.input.to(h.scalar_type()), h);
+    auto out = gelu_linear_backward(grads[0], std::move(g), h, w2, has_bias);
     h = at::Tensor();
-    auto in = linear_backward(grad_h, u, w1, b1.defined());
+    auto in = linear_backward(out.input, u, w1, b1.defined());
     return {in.input, in.weight, in.bias, out.weight, out.bias, at::Tensor()};
   }
 };

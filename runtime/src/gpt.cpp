@@ -148,6 +148,8 @@ std::string GPTImpl::stage_name(int k) const {
   return fmt::format("block.{}", k - 1);
 }
 
+bool GPTImpl::is_block(int k) const { return k > 0 && k < num_stages() - 1; }
+
 std::string GPTImpl::stage_kind(int k) const {
   if (k == 0) return "embedding";
   if (k == num_stages() - 1) return "head";
@@ -156,7 +158,7 @@ std::string GPTImpl::stage_kind(int k) const {
 
 torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageContext& ctx,
                                  const std::string& variant) {
-  const bool block = k > 0 && k < num_stages() - 1;
+  const bool block = is_block(k);
   auto parsed = BlockVariant::parse(variant);
   TORCH_CHECK(parsed && (block || parsed->is_full()), "GPT stage ", stage_name(k),
               " has no variant '", variant, "'");
@@ -167,7 +169,7 @@ torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageC
 
 std::vector<std::string> GPTImpl::stage_variants(int k) const {
   std::vector<std::string> out;
-  if (k <= 0 || k >= num_stages() - 1) return out;
+  if (!is_block(k)) return out;
   for (const auto& v : BlockVariant::all(config_.dropout > 0)) out.push_back(v.name());
   return out;
 }

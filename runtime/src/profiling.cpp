@@ -118,9 +118,9 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   const int L = chain.num_stages();
   auto& ledger = profiler::ledger();
   PlanExecutor executor(chain, plan_no_checkpoint(L));
-  auto forward = [&](const Batch& b) {
+  auto forward = [&](PlanExecutor& ex, const Batch& b) {
     AutocastScope autocast(subject.dtype, subject.device);
-    return executor.forward(b.idx, StageContext{b.targets});
+    return ex.forward(b.idx, StageContext{b.targets});
   };
   auto optimizer_step = [&] {
     if (subject.optimizer_step) {
@@ -150,6 +150,26 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   recorder.install();
   std::uint64_t gpu_dropped = 0;
   std::unique_ptr<TraceSession> trace;
+  // The ops recorded since the last call, with their GPU times where CUPTI measured them.
+  auto finished_ops = [&] {
+    if (gpu) {
+      torch::cuda::synchronize();
+      gpu_dropped += recorder.collect_gpu_times().dropped_records;
+    }
+    return recorder.take_ops();
+  };
+  // A forward and backward of iteration `it`'s batch outside the training step (no
+  // optimizer step, gradients dropped): its ops.
+  auto extra_step = [&](PlanExecutor& ex, int it) {
+    torch::Tensor loss = forward(ex, subject.batch(it));
+    loss.backward();
+    recorder.finish_backward();
+    loss = torch::Tensor();
+    for (auto& p : subject.parameters) p.mutable_grad().reset();
+    auto ops = finished_ops();
+    if (trace) profiler::ledger().take_events();  // not part of a traced step
+    return ops;
+  };
 
   std::vector<StageSamples> stages(L);
   // Variants (selective recompute) are measured on steps of their own, interleaved with the
@@ -177,7 +197,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     Batch b = subject.batch(it);
     const std::int64_t live_at_start = ledger.live();
     if (trace) trace->begin_step(it, b);
-    torch::Tensor loss = forward(b);
+    torch::Tensor loss = forward(executor, b);
     loss.backward();
     recorder.finish_backward();
     if (trace) trace->after_backward();
@@ -196,58 +216,29 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = ledger.step_peak();
     s.step = it;
-    if (gpu) {
-      torch::cuda::synchronize();
-      gpu_dropped += recorder.collect_gpu_times().dropped_records;
-    }
-    auto ops = recorder.take_ops();
+    auto ops = finished_ops();
     if (trace) trace->end_step(it, s.peak_bytes, ops);
 
     // A forward without autograd recording: what a checkpoint's first forward costs.
     {
       torch::NoGradGuard no_grad;
-      forward(subject.batch(it));
+      forward(executor, subject.batch(it));
     }
-    if (gpu) {
-      torch::cuda::synchronize();
-      gpu_dropped += recorder.collect_gpu_times().dropped_records;
-    }
-    auto nograd_ops = recorder.take_ops();
+    auto nograd_ops = finished_ops();
     if (trace) profiler::ledger().take_events();  // the extra forward is not part of a step
 
-    // A forward and backward outside the training step (no optimizer step): its ops.
-    auto extra_step = [&](PlanExecutor& ex) {
-      Batch eb = subject.batch(it);
-      torch::Tensor eloss;
-      {
-        AutocastScope autocast(subject.dtype, subject.device);
-        eloss = ex.forward(eb.idx, StageContext{eb.targets});
-      }
-      eloss.backward();
-      recorder.finish_backward();
-      eloss = torch::Tensor();
-      eb = Batch{};
-      for (auto& p : subject.parameters) p.mutable_grad().reset();
-      if (gpu) {
-        torch::cuda::synchronize();
-        gpu_dropped += recorder.collect_gpu_times().dropped_records;
-      }
-      auto eops = recorder.take_ops();
-      if (trace) profiler::ledger().take_events();
-      return eops;
-    };
     if (it + 1 >= o.warmup) {
       for (std::size_t vi = 0; vi < variant_exec.size(); ++vi) {
-        auto vops = extra_step(variant_exec[vi]);
+        auto vops = extra_step(variant_exec[vi], it);
         if (measure) add_step_ops(variant_stages[vi], vops);
       }
     }
     if (it + 1 == total) {
       // Bytes do not vary between steps: one step each measures the held backward peaks.
       recorder.set_hold_incoming(true);
-      held_peak[0] = backward_peaks(extra_step(executor), L);
+      held_peak[0] = backward_peaks(extra_step(executor, it), L);
       for (std::size_t vi = 0; vi < variant_exec.size(); ++vi) {
-        held_peak[vi + 1] = backward_peaks(extra_step(variant_exec[vi]), L);
+        held_peak[vi + 1] = backward_peaks(extra_step(variant_exec[vi], it), L);
       }
       recorder.set_hold_incoming(false);
     }
@@ -297,6 +288,8 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   p.optimizer_ms = median(opt_ms);
   p.checkpoint_state_bytes = checkpoint_state_bytes(subject.device);
   // Note [pooled stage times]: stages with the same memory signature share their times.
+  std::vector<std::uint64_t> param_bytes(static_cast<std::size_t>(L));
+  for (int k = 0; k < L; ++k) param_bytes[static_cast<std::size_t>(k)] = unique_bytes(chain.stage_parameters(k));
   std::map<std::tuple<std::string, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                       std::uint64_t>,
            std::vector<int>>
@@ -304,7 +297,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   for (int k = 0; k < L; ++k) {
     const auto& st = stages[k];
     same_shape[{chain.stage_kind(k), st.out, st.saved, st.fwd_peak, st.bwd_peak, st.nograd_peak,
-                unique_bytes(chain.stage_parameters(k))}]
+                param_bytes[static_cast<std::size_t>(k)]}]
         .push_back(k);
   }
   std::vector<const std::vector<int>*> peers(static_cast<std::size_t>(L));
@@ -331,7 +324,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     sp.input_bytes = k == 0 ? nonneg(input0) : p.layers.back().output_bytes;
     sp.output_bytes = nonneg(st.out);
     sp.saved_bytes = nonneg(st.saved);
-    sp.param_bytes = unique_bytes(chain.stage_parameters(k));
+    sp.param_bytes = param_bytes[static_cast<std::size_t>(k)];
     sp.input_requires_grad = k > 0;
     sp.forward_peak_bytes = nonneg(st.fwd_peak);
     sp.forward_nograd_peak_bytes = nonneg(st.nograd_peak);

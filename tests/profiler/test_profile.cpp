@@ -2,6 +2,7 @@
 // the no-checkpoint peak, memory categories in traces.
 #include "catch.hpp"
 #include "common/configs.hpp"
+#include "common/profile_gpt.hpp"
 #include "tidemark/planner/simulator.hpp"
 #include "tidemark/runtime/profiling.hpp"
 
@@ -16,14 +17,7 @@ ModelConfig shape(std::int64_t batch, std::int64_t seq, std::int64_t d_model, st
 }
 
 ProfileRun profile(const ModelConfig& c, bool trace = false) {
-  TrainingConfig cfg;
-  cfg.model = c;
-  Trainer trainer(cfg);
-  ProfileOptions o;
-  o.warmup = 1;
-  o.iters = 2;
-  o.trace = trace;
-  return profile_model(trainer, o);
+  return testing::profile_gpt(c, /*iters=*/2, trace);
 }
 
 double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1.0); }

@@ -6,6 +6,7 @@
 
 #include "catch.hpp"
 #include "common/configs.hpp"
+#include "common/profile_gpt.hpp"
 #include "grads.hpp"
 #include "tidemark/planner/solve.hpp"
 #include "tidemark/runtime/profiling.hpp"
@@ -32,15 +33,7 @@ ModelConfig random_config(std::mt19937& rng) {
   return c;
 }
 
-ChainProfile profile_of(const ModelConfig& c) {
-  TrainingConfig cfg;
-  cfg.model = c;
-  Trainer trainer(cfg);
-  ProfileOptions o;
-  o.warmup = 1;
-  o.iters = 1;
-  return profile_model(trainer, o).profile;
-}
+ChainProfile profile_of(const ModelConfig& c) { return testing::profile_gpt(c, /*iters=*/1).profile; }
 
 std::vector<std::uint64_t> six_budgets(const planner::Chain& chain, std::uint64_t peak) {
   const std::uint64_t lo = planner::minimum_peak(chain);

@@ -6,8 +6,8 @@
 // A list of nodes over [i, j) runs its forward in order, then (after everything later in
 // the chain has run forward and backward) its backward in reverse order.
 //  - save k: forward records autograd state: peak L + f, then L += y + s. Backward: peak
-//    L + b (+ the held extra when the gradient of a_{k+1} is held), then L += (gradient of a_k if input_grad) + p - s - (gradient of a_{k+1}, unless
-//    held) - (a_k, unless held).
+//    L + b (+ the held extra when the gradient of a_{k+1} is held), then L += (gradient of
+//    a_k if input_grad) + p - s - (gradient of a_{k+1}, unless held) - (a_k, unless held).
 //  - checkpoint [c, d): first its state r (RNG states) is allocated and kept; then forward
 //    without recording, stage by stage: peak L + fn, L += y, and a_t (c < t) is freed once
 //    stage t ran; a_c is held by the checkpoint. Backward: the current RNG state (r more)

@@ -93,6 +93,7 @@ class GPTImpl : public torch::nn::Module, public CheckpointableModel, public Cha
   std::string model_name() const override { return "GPT"; }
 
  private:
+  bool is_block(int k) const;  // stage k is a transformer block (not embedding or head)
   torch::Tensor embed(const torch::Tensor& idx);
   torch::Tensor head_loss(const torch::Tensor& x, const torch::Tensor& targets);
 
