@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--heads", base.heads);
   app.add_option("--seq", base.seq);
   app.add_option("--batch", base.batch);
+  app.add_option("--device", base.device, "cpu or cuda");
   CLI11_PARSE(app, argc, argv);
   runtime::tune_cpu_allocator();  // Note [CPU allocator]
   runtime::use_all_cores();

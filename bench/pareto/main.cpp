@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
   app.add_option("--seq", model.seq)->capture_default_str();
   app.add_option("--batch", model.batch)->capture_default_str();
   app.add_option("--dropout", model.dropout)->capture_default_str();
+  app.add_option("--device", model.device, "cpu or cuda")->capture_default_str();
   app.add_option("--budgets", n_budgets, "budgets from the minimum to the no-checkpoint peak")->capture_default_str();
   app.add_option("--steps", steps, "measured steps per plan")->capture_default_str();
   app.add_option("--warmup", warmup, "unmeasured steps per plan first")->capture_default_str();

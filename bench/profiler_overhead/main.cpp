@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--d-model", model.d_model)->capture_default_str();
   app.add_option("--seq", model.seq)->capture_default_str();
   app.add_option("--batch", model.batch)->capture_default_str();
+  app.add_option("--device", model.device, "cpu or cuda")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   runtime::tune_cpu_allocator();
   runtime::use_all_cores();

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include "autocast_state.hpp"
 #include "tidemark/core/error.hpp"
 
 namespace tidemark::runtime {
@@ -38,31 +39,19 @@ torch::Device resolve_device(const std::string& device) {
 AutocastScope::AutocastScope(const std::string& dtype, const torch::Device& device) {
   if (dtype != "bfloat16") return;
   active_ = true;
-  cuda_ = device.is_cuda();
-  if (cuda_) {
-    prev_enabled_ = at::autocast::is_enabled();
-    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  } else {
-    prev_enabled_ = at::autocast::is_cpu_enabled();
-    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  }
+  device_type_ = device.type();
+  prev_enabled_ = autocast_enabled(device_type_);
+  prev_dtype_ = autocast_dtype(device_type_);
+  set_autocast_enabled(device_type_, true);
+  set_autocast_dtype(device_type_, at::kBFloat16);
   at::autocast::increment_nesting();
 }
 
 AutocastScope::~AutocastScope() {
   if (!active_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  if (cuda_) {
-    at::autocast::set_enabled(prev_enabled_);
-    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
-  } else {
-    at::autocast::set_cpu_enabled(prev_enabled_);
-    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
-  }
+  set_autocast_enabled(device_type_, prev_enabled_);
+  set_autocast_dtype(device_type_, prev_dtype_);
 }
 
 Trainer::Trainer(TrainingConfig config)
