@@ -248,7 +248,9 @@ torch::Tensor checkpoint(SegmentFn fn, const torch::Tensor& input,
 }
 
 std::uint64_t checkpoint_state_bytes(const torch::Device& device, const CheckpointOptions& options) {
-  if (!options.preserve_rng_state) return 0;
+  // Generator states are host tensors: on a GPU they cost no device memory, and the budget
+  // and the allocator hook count device memory only.
+  if (!options.preserve_rng_state || device.is_cuda()) return 0;
   RngSnapshot s = take_rng(torch::empty({0}, torch::TensorOptions().device(device)));
   return s.cpu.nbytes() + (s.cuda.defined() ? s.cuda.nbytes() : 0);
 }

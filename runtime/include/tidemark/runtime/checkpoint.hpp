@@ -66,9 +66,9 @@ torch::Tensor checkpoint_module(ModuleHolder module, const torch::Tensor& input,
                     module->parameters(), options);
 }
 
-// Bytes a checkpoint keeps from its forward to its backward besides its input: the random
-// generator states it saves for inputs on `device` (0 without preserve_rng_state). The
-// planner counts them (profile field checkpoint_state_bytes).
+// Bytes of `device` memory a checkpoint keeps from its forward to its backward besides its
+// input: the random generator states it saves (0 without preserve_rng_state, and 0 on CUDA,
+// where the states are host tensors). The planner counts them (checkpoint_state_bytes).
 std::uint64_t checkpoint_state_bytes(const torch::Device& device, const CheckpointOptions& options = {});
 
 // Process-wide count of segment recomputes (checkpoint backward calls). For tests and
