@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/profiler/stage_observer.hpp"
 
 namespace tidemark::runtime {
@@ -72,7 +73,7 @@ torch::Tensor PlanExecutor::run_stage(int k, const torch::Tensor& a, const Stage
   const bool grad = torch::GradMode::is_enabled();
   obs->forward_begin(k, recompute, grad);
   torch::Tensor out = chain_.run_stage(k, a, ctx, variant);
-  obs->forward_end(k, static_cast<std::int64_t>(out.nbytes()));
+  obs->forward_end(k, profiler::allocated_size(static_cast<std::int64_t>(out.nbytes()), out.is_cuda()));
   return profiler::mark_stage_output(out, k);
 }
 

@@ -210,8 +210,9 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     StepStats s;
     s.loss = loss.item<double>();
     loss = torch::Tensor();
-    input0 = static_cast<std::int64_t>(b.idx.nbytes());
-    inputs = input0 + static_cast<std::int64_t>(b.targets.defined() ? b.targets.nbytes() : 0);
+    const bool cuda = b.idx.is_cuda();
+    input0 = profiler::allocated_size(static_cast<std::int64_t>(b.idx.nbytes()), cuda);
+    inputs = input0 + (b.targets.defined() ? profiler::allocated_size(static_cast<std::int64_t>(b.targets.nbytes()), cuda) : 0);
     b = Batch{};
     s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = ledger.step_peak();

@@ -26,14 +26,6 @@ void use_all_cores() {
 
 torch::Device resolve_device(const std::string& device) {
   if (device == "cuda") {
-    // Note [CUDA block sizes]: by default the caching allocator hands out a cached block
-    // larger than the request without splitting it when less than 1 MiB would remain, and
-    // reports (and counts as allocated) the whole block, so the same tensor's bytes depend
-    // on the cache's history: measured on an H200, the same stage differed by 1 MiB between
-    // blocks and a plan's peak by 0.6% between processes. Expandable segments always split,
-    // so every block is the request rounded to 512 bytes and peaks compose exactly. It must
-    // be set before the allocator's first use; a user's own setting is kept.
-    setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", /*overwrite=*/0);
     if (!torch::cuda::is_available()) {
       throw UserError(
           "--device cuda: LibTorch sees no CUDA GPU (this LibTorch may be CPU-only, or no GPU and "

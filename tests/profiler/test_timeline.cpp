@@ -1,6 +1,10 @@
 // TimelineBuilder on synthetic events (Note [memory categories]).
 #include "catch.hpp"
+#include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/profiler/memory_timeline.hpp"
+
+#include <cstdlib>
+#include <string>
 
 using namespace tidemark;
 using namespace tidemark::profiler;
@@ -55,4 +59,18 @@ TEST_CASE("timeline reduction drops only samples inside monotone runs", "[profil
   std::uint64_t peak = 0;
   for (auto v : r.total) peak = std::max(peak, v);
   CHECK(peak == 500);
+}
+
+TEST_CASE("sizes derived from tensors are counted as the allocator reports them", "[profiler]") {
+  using tidemark::profiler::allocated_size;
+  CHECK(allocated_size(4, false) == 4);
+  CHECK(allocated_size(1000, false) == 1000);
+  CHECK(allocated_size(4, true) == 512);
+  CHECK(allocated_size(512, true) == 512);
+  CHECK(allocated_size(513, true) == 1024);
+  CHECK(allocated_size(0, true) == 0);
+  // Note [CUDA block sizes]: set before main, so no CUDA allocation precedes it.
+  const char* conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
+  REQUIRE(conf != nullptr);
+  CHECK(std::string(conf).find("expandable_segments") != std::string::npos);
 }

@@ -9,6 +9,7 @@
 // block allocated earlier is freed silently and the count would drift. The debug info is
 // thread-local but LibTorch carries it into autograd's worker threads with the rest of
 // the thread-local state, so backward is counted too.
+#include <cstdint>
 #include <memory>
 
 #include "tidemark/profiler/memory_ledger.hpp"
@@ -19,6 +20,12 @@ class AllocatorHookGuard;
 
 // The process-wide ledger the hook feeds (one training run per process).
 MemoryLedger& ledger();
+
+// The bytes the allocator reports for a request of `nbytes`: the request itself on the CPU;
+// on CUDA the caching allocator's block, the request rounded up to 512 bytes (exact with
+// the expandable segments this module turns on: Note [CUDA block sizes]). A size derived
+// from a tensor (a stage output) must be counted like the ledger counts it.
+std::int64_t allocated_size(std::int64_t nbytes, bool cuda);
 
 // RAII: installs the hook on the calling thread for its lifetime, counting allocations on
 // `device_type` ("cpu" or "cuda") into ledger(); others are ignored.
