@@ -1,5 +1,6 @@
 // tidemark train [model flags] [--plan plan.json | --gradient-checkpointing] [--steps N]
-//                [--report r.json] [--trace t.json] [--data FILE]
+//                [--report r.json] [--trace t.json] [--save DIR [--save-every N]]
+//                [--resume DIR] [--data FILE]
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <torch/version.h>
@@ -15,6 +16,7 @@
 #include "tidemark/core/trace.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
 #include "tidemark/runtime/trainer.hpp"
+#include "tidemark/runtime/training_state.hpp"
 
 namespace tidemark::cli {
 namespace {
@@ -29,6 +31,9 @@ struct TrainArgs {
   std::string report_path;
   std::string trace_path;
   std::string data_path;
+  std::string save_dir;
+  int save_every = 0;
+  std::string resume_dir;
   bool quiet = false;
 };
 
@@ -52,6 +57,9 @@ void run_train(const TrainArgs& a) {
   if (!a.gc_options.empty() && !a.gradient_checkpointing) {
     throw UserError("--gc-option needs --gradient-checkpointing");
   }
+  if (a.save_every < 0) throw UserError(fmt::format("--save-every must not be negative, got {}", a.save_every));
+  if (a.save_every > 0 && a.save_dir.empty()) throw UserError("--save-every needs --save DIR");
+  if (!a.save_dir.empty()) runtime::prepare_state_dir(a.save_dir);
 
   runtime::TrainingConfig cfg;
   cfg.model = a.model;
@@ -69,6 +77,16 @@ void run_train(const TrainArgs& a) {
   }
   runtime::Trainer trainer(cfg);
   if (plan) runtime::check_plan_matches(*plan, *trainer.model(), a.plan_path);
+  int start = 0;
+  if (!a.resume_dir.empty()) {
+    start = runtime::resume_training_state(a.resume_dir, trainer);
+    if (start >= a.steps) {
+      throw UserError(fmt::format("the state in '{}' is at step {}: --steps {} leaves nothing to train; --steps "
+                                  "counts from the start of the run, so raise it",
+                                  a.resume_dir, start, a.steps));
+    }
+    if (!a.quiet) fmt::print(stderr, "resumed from '{}' at step {}\n", a.resume_dir, start);
+  }
   if (!a.trace_path.empty()) trainer.enable_trace();
 
   const std::string mode = plan ? "plan" : (a.gradient_checkpointing ? "uniform" : "none");
@@ -79,6 +97,7 @@ void run_train(const TrainArgs& a) {
                     : (a.gradient_checkpointing ? "every block (Hugging Face style)" : "none"));
   }
   Progress progress("train", a.steps, a.quiet);
+  std::string last_saved;
   const std::uint64_t recomputes_before = runtime::recompute_count();
   Report r;
   r.command = "train";
@@ -96,8 +115,15 @@ void run_train(const TrainArgs& a) {
                                      format_bytes(static_cast<std::uint64_t>(s.peak_bytes)));
     if (plan && plan->budget_bytes) status += fmt::format(" / budget {}", format_bytes(plan->budget_bytes));
     progress.update(s.step + 1, status);
+    if (a.save_every > 0 && (s.step + 1) % a.save_every == 0) {
+      last_saved = runtime::save_training_state(a.save_dir, trainer);
+    }
   });
-  r.steps = a.steps;
+  if (!a.save_dir.empty() && (a.save_every == 0 || a.steps % a.save_every != 0)) {
+    last_saved = runtime::save_training_state(a.save_dir, trainer);
+  }
+  if (!last_saved.empty() && !a.quiet) fmt::print(stderr, "saved the training state: {}\n", last_saved);
+  r.steps = a.steps - start;
   r.final_loss = r.losses.back();
   r.peak_bytes = peak;
   r.step_ms_median = median(r.step_ms);
@@ -142,6 +168,8 @@ void add_train_command(CLI::App& app) {
   tidemark train --steps 30                        no checkpointing
   tidemark train --gradient-checkpointing          every block checkpointed (Hugging Face)
   tidemark train --plan plan.json --report r.json  the plan from 'tidemark plan'
+  tidemark train --steps 1000 --save ckpt --save-every 100
+  tidemark train --steps 1000 --resume ckpt --save ckpt --save-every 100   after a crash
 The report (tidemark.report/1) has the measured peak of live tensor bytes, the median
 step time and the losses; with --plan it sets them beside the plan's prediction.)");
   add_model_flags(cmd, a->model);
@@ -157,6 +185,14 @@ step time and the losses; with --plan it sets them beside the plan's prediction.
   cmd->add_option("--report", a->report_path, "write a tidemark.report/1 here");
   cmd->add_option("--trace", a->trace_path, "write a tidemark.trace/1 here");
   cmd->add_option("--data", a->data_path, "train byte-level on this text file (default: synthetic corpus)");
+  cmd->add_option("--save", a->save_dir,
+                  "save the training state in this directory at the end (and every --save-every steps); "
+                  "a crash at any moment leaves the last completed save intact");
+  cmd->add_option("--save-every", a->save_every, "also save every N steps (0: only at the end)")
+      ->capture_default_str();
+  cmd->add_option("--resume", a->resume_dir,
+                  "continue from the newest state saved in this directory, up to --steps in all; refused "
+                  "when it was made for another model, seed, plan or corpus");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
   cmd->callback([a] { run_train(*a); });
 }

@@ -4,6 +4,7 @@
 #include "tidemark/runtime/checkpoint.hpp"
 
 #include "autocast_state.hpp"
+#include "rng_state.hpp"
 
 #include <atomic>
 #include <fmt/format.h>
@@ -74,50 +75,13 @@ namespace {
 std::atomic<std::uint64_t> g_recomputes{0};
 thread_local int t_recompute_depth = 0;
 
-struct RngSnapshot {
-  bool valid = false;
-  at::Tensor cpu;
-  at::Tensor cuda;
-  c10::Device cuda_device{c10::kCPU};
-};
-
-RngSnapshot take_rng(const at::Tensor& input) {
-  RngSnapshot s;
-  s.valid = true;
-  {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    s.cpu = gen.get_state();
-  }
-  if (input.is_cuda()) {
-    s.cuda_device = input.device();
-    at::Generator gen = at::globalContext().defaultGenerator(input.device());
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    s.cuda = gen.get_state();
-  }
-  return s;
-}
-
-void restore_rng(const RngSnapshot& s) {
-  {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(s.cpu);
-  }
-  if (s.cuda.defined()) {
-    at::Generator gen = at::globalContext().defaultGenerator(s.cuda_device);
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(s.cuda);
-  }
-}
-
 // Sets the generators to the forward's state for the recompute and puts back the state the
 // backward had, so checkpointing does not perturb the random stream of the rest of training.
 class RngFork {
  public:
   RngFork(const RngSnapshot& forward_state, const at::Tensor& input) {
     if (!forward_state.valid) return;
-    current_ = take_rng(input);
+    current_ = take_rng(input.device());
     restore_rng(forward_state);
   }
   ~RngFork() {
@@ -155,7 +119,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, at::TensorList /*params*/,
                             c10::intrusive_ptr<Segment> seg) {
     // Runs in no-grad mode (Function::apply sees to it): nothing is saved for backward.
-    if (seg->options.preserve_rng_state) seg->rng = take_rng(input);
+    if (seg->options.preserve_rng_state) seg->rng = take_rng(input.device());
     seg->autocast = AutocastState::current();
     at::Tensor out = seg->fn(input);
     TORCH_CHECK(out.defined(), "tidemark checkpoint: the segment returned an undefined tensor");
@@ -251,7 +215,7 @@ std::uint64_t checkpoint_state_bytes(const torch::Device& device, const Checkpoi
   // Generator states are host tensors: on a GPU they cost no device memory, and the budget
   // and the allocator hook count device memory only.
   if (!options.preserve_rng_state || device.is_cuda()) return 0;
-  RngSnapshot s = take_rng(torch::empty({0}, torch::TensorOptions().device(device)));
+  RngSnapshot s = take_rng(device);
   return s.cpu.nbytes() + (s.cuda.defined() ? s.cuda.nbytes() : 0);
 }
 

@@ -178,7 +178,7 @@ StepStats Trainer::step() {
 
 std::vector<StepStats> Trainer::train(const std::function<void(const StepStats&)>& on_step) {
   std::vector<StepStats> out;
-  for (int i = 0; i < config_.steps; ++i) {
+  while (step_ < config_.steps) {  // from a resumed state, the steps it has left
     out.push_back(step());
     if (on_step) on_step(out.back());
   }

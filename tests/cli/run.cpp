@@ -11,9 +11,11 @@ namespace tidemark::testing {
 
 std::string tidemark_path() { return std::string(TIDEMARK_BINARY_DIR) + "/cli/tidemark"; }
 
-Run run_tidemark(const std::string& args) {
+Run run_tidemark(const std::string& args) { return run_command(tidemark_path() + " " + args); }
+
+Run run_command(const std::string& command) {
   Run r;
-  std::string cmd = tidemark_path() + " " + args + " 2>&1";
+  std::string cmd = command + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf{};

@@ -11,6 +11,8 @@ struct Run {
 
 // Runs `tidemark <args>` (args are passed to the shell as written).
 Run run_tidemark(const std::string& args);
+// Runs a shell command line; rc is 128 + signal when a signal ended it.
+Run run_command(const std::string& command);
 std::string tidemark_path();
 // A fresh empty directory under the build tree for one test.
 std::string scratch_dir(const std::string& name);

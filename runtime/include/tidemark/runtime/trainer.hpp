@@ -86,6 +86,7 @@ class Trainer {
   // Applies TrainingConfig::gradient_checkpointing (once), then runs one step:
   // batch, forward, backward, optimizer step, zero_grad(set_to_none).
   StepStats step();
+  // Steps until config().steps are done (fewer after set_steps_done).
   std::vector<StepStats> train(const std::function<void(const StepStats&)>& on_step = {});
 
   // Loss of the next batch without updating anything (for tests and profiling).
@@ -98,6 +99,8 @@ class Trainer {
   const torch::Device& device() const { return device_; }
   Batch batch(std::uint64_t step) const;
   int steps_done() const { return step_; }
+  // Continue counting from `step` (a resumed state: Note [training state]).
+  void set_steps_done(int step) { step_ = step; }
 
   // Sets every parameter gradient to undefined (frees it), as zero_grad(set_to_none=True).
   void zero_grad();
