@@ -110,6 +110,11 @@ json parse_document(std::string_view text, const std::string& source, std::strin
   } catch (const json::parse_error& e) {
     throw FormatError(fmt::format("{}: not valid JSON (byte {}); is the file truncated?", source,
                                   e.byte));
+  } catch (const json::out_of_range& e) {
+    // Valid JSON that nlohmann still refuses: a number beyond a double's range (1e400).
+    throw FormatError(fmt::format("{}: a number is beyond the range of a double ({}); is the file "
+                                  "corrupt?",
+                                  source, e.what()));
   }
   if (!doc.is_object()) {
     throw FormatError(fmt::format("{}: expected a JSON object with \"schema\": \"{}\"", source, schema));
