@@ -96,7 +96,10 @@ std::string format_bytes_signed(std::int64_t bytes) {
 
 std::uint64_t Budget::resolve(std::uint64_t peak_bytes) const {
   if (!is_fraction) return bytes;
-  return static_cast<std::uint64_t>(std::floor(fraction * static_cast<double>(peak_bytes)));
+  // Peaks near 2^64 round up to 2^64 as doubles, which no uint64 holds; a fraction of at
+  // most 1 is at most the peak itself.
+  const double b = std::floor(fraction * static_cast<double>(peak_bytes));
+  return b >= static_cast<double>(peak_bytes) ? peak_bytes : static_cast<std::uint64_t>(b);
 }
 
 std::string Budget::describe() const {
