@@ -65,3 +65,36 @@ TEST_CASE("a fraction of the largest peaks resolves to at most the peak", "[core
   CHECK(parse_budget("1").resolve((std::uint64_t{1} << 53) + 1) == (std::uint64_t{1} << 53) + 1);
   CHECK(parse_budget("0.5").resolve(1000) == 500);
 }
+
+// fuzz_trace's export step (seen while writing it, then reproduced with it; two minutes of
+// fuzzing had not reached it): a span from -9e18 to 9e18 us loaded, and its duration
+// overflowed int64 in trace_to_chrome_json (UBSan: signed integer overflow). Times beyond
+// +-1e18 us are now refused by the reader, on both of its paths.
+TEST_CASE("trace times beyond 1e18 microseconds are refused, so durations fit int64", "[core]") {
+  Trace t;
+  t.mode = "profile";
+  t.stages = {{"embedding", "embedding", "save", 0}};
+  t.spans = {{0, Phase::Forward, 0, 0, 10}};
+  t.steps = {{0, 0, 10, 100}};
+  t.memory.push(0, {1, 2, 3, 4, 5, 6});
+  const json doc = json::parse(trace_to_json(t));
+  // The fast reader's largest integer (18 digits) still loads, and exports.
+  json wide = doc;
+  wide["spans"][0]["start_us"] = -999'999'999'999'999'999;
+  wide["spans"][0]["end_us"] = 999'999'999'999'999'999;
+  CHECK(trace_to_chrome_json(trace_from_json(wide.dump(), "t.json")).find("\"dur\":1999999999999999998") !=
+        std::string::npos);
+  json far = doc;
+  far["spans"][0]["start_us"] = -9'000'000'000'000'000'000;
+  far["spans"][0]["end_us"] = 9'000'000'000'000'000'000;
+  CHECK(format_error_of([&] { trace_from_json(far.dump(), "t.json"); }).find("spans[0].start_us: time") !=
+        std::string::npos);
+  json late_step = doc;
+  late_step["steps"][0]["end_us"] = 1'000'000'000'000'000'000;
+  CHECK(format_error_of([&] { trace_from_json(late_step.dump(), "t.json"); }).find("steps[0].end_us: time") !=
+        std::string::npos);
+  json sample = doc;
+  sample["memory"]["t_us"][0] = -1'000'000'000'000'000'000;
+  CHECK(format_error_of([&] { trace_from_json(sample.dump(), "t.json"); }).find("memory.t_us") !=
+        std::string::npos);
+}
