@@ -2,6 +2,7 @@
 
 #include "catch.hpp"
 #include "common/fixtures.hpp"
+#include "common/text.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/plan.hpp"
 #include "tidemark/core/profile.hpp"
@@ -22,7 +23,7 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "catch.hpp"
+#include "common/text.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/trace.hpp"
 
@@ -52,7 +53,7 @@ std::string error_of(const std::string& text) {
   return "";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
 
 void check_same(const Trace& a, const Trace& b) {
   CHECK(a.mode == b.mode);

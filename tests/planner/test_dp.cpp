@@ -43,7 +43,7 @@ TEST_CASE("the brute force walks every tree, checkpoints over the rest of a list
 TEST_CASE(
     "with 1-byte slots the dynamic program's plan is the brute-force optimum, and the "
     "exact minimum peak is the brute force's",
-    "[planner]") {
+    "[planner][exhaustive]") {
   std::mt19937 rng(12);
   for (int n = 0; n < 200; ++n) {
     const Chain c = random_test_chain(rng, n);
@@ -75,7 +75,7 @@ TEST_CASE(
 TEST_CASE(
     "with coarse slots the plan fits and is no slower than the optimum at the budget "
     "less the rounding bound",
-    "[planner]") {
+    "[planner][exhaustive]") {
   std::mt19937 rng(13);
   const int slot_counts[] = {3, 10, 50, 500};
   for (int n = 0; n < 150; ++n) {
@@ -179,7 +179,8 @@ TEST_CASE("the program's best time falls as the slots grow and picks a variant w
   CHECK(describe(*plan).find("<free>") != std::string::npos);
 }
 
-TEST_CASE("with checkpoint state bytes the optimal plan still fits the simulator", "[planner]") {
+TEST_CASE("with checkpoint state bytes the optimal plan still fits the simulator",
+          "[planner][exhaustive]") {
   std::mt19937 rng(77);
   for (int n = 0; n < 150; ++n) {
     Chain c = random_chain(rng, std::uniform_int_distribution<int>(2, 7)(rng), 1000, 1);

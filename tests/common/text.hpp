@@ -1,0 +1,12 @@
+#pragma once
+// String checks shared by test files (one definition: sanitized builds compile each test
+// target as one translation unit, where two file-local copies would collide).
+#include <string>
+
+namespace tidemark::testing {
+
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace tidemark::testing
