@@ -12,6 +12,7 @@
 #include "tidemark/core/files.hpp"
 #include "tidemark/core/profile.hpp"
 #include "tidemark/core/report.hpp"
+#include "tidemark/runtime/distributed.hpp"
 #include "tidemark/runtime/profiling.hpp"
 #include "tidemark/runtime/trainer.hpp"
 
@@ -27,6 +28,8 @@ struct ProfileArgs {
   std::string trace_path;
   std::string report_path;
   std::string data_path;
+  int nproc = 1;
+  double bucket_mb = 25;
   bool quiet = false;
 };
 
@@ -66,13 +69,27 @@ void run_profile(const ProfileArgs& a) {
   if (!a.report_path.empty()) check_writable(a.report_path, "--report");
 
   runtime::TrainingConfig cfg;
-  cfg.model = a.model;
+  cfg.model = per_rank_config(a.model, a.nproc);
   cfg.data_path = a.data_path;
   runtime::Trainer trainer(cfg);
+  // One rank of a data-parallel job holds its gradient buckets besides everything else
+  // (Note [data parallel]); the profile counts them as static memory. Communication itself
+  // is not run, so stage times are one rank's compute.
+  std::vector<torch::Tensor> buckets;
+  if (a.nproc > 1) {
+    buckets = runtime::gradient_buckets(trainer.model()->parameters(),
+                                        static_cast<std::int64_t>(a.bucket_mb * 1024 * 1024));
+    if (!a.quiet) {
+      std::uint64_t bytes = 0;
+      for (const auto& b : buckets) bytes += static_cast<std::uint64_t>(b.nbytes());
+      fmt::print(stderr, "profiling one of {} data-parallel ranks: batch {} of {}, {} gradient buckets ({})\n",
+                 a.nproc, cfg.model.batch, a.model.batch, buckets.size(), format_bytes(bytes));
+    }
+  }
   if (!a.quiet) {
     const auto variants = a.no_variants ? 0 : runtime::BlockVariant::all(a.model.dropout > 0).size();
     fmt::print(stderr, "profiling {} ({} parameters): {} warm-up + {} measured steps{}\n",
-               a.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters,
+               cfg.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters,
                variants ? fmt::format(", each followed by one step per block variant ({})", variants) : "");
   }
   Progress progress("profile", a.warmup + a.iters, a.quiet);
@@ -92,7 +109,7 @@ void run_profile(const ProfileArgs& a) {
     Report r;
     r.command = "profile";
     r.mode = "none";
-    r.config = a.model;
+    r.config = cfg.model;
     r.torch_version = TORCH_VERSION;
     r.threads = at::get_num_threads();
     for (const auto& s : run.steps) {
@@ -133,6 +150,10 @@ Example:
   cmd->add_option("--trace", a->trace_path, "also write a tidemark.trace/1 of the measured steps");
   cmd->add_option("--report", a->report_path, "also write a tidemark.report/1");
   cmd->add_option("--data", a->data_path, "profile on this text file (default: synthetic corpus)");
+  add_data_parallel_flags(cmd, a->nproc, a->bucket_mb);
+  cmd->get_option("--nproc")->description(
+      "profile one rank of an N-rank data-parallel job (train --nproc N): batch/N rows and the gradient "
+      "buckets; plan with the result for a per-rank budget");
   cmd->add_flag("--no-variants", a->no_variants,
                 "skip measuring the blocks' selective-recompute variants (attention-core, "
                 "mlp-activation, ...): faster, but the planner can then only save or "

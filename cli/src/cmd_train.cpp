@@ -6,15 +6,18 @@
 #include <torch/version.h>
 
 #include "commands.hpp"
+#include "launcher.hpp"
 #include "model_flags.hpp"
 #include "progress.hpp"
 #include "tidemark/core/bytes.hpp"
 #include "tidemark/core/error.hpp"
+#include "tidemark/core/fault.hpp"
 #include "tidemark/core/files.hpp"
 #include "tidemark/core/plan.hpp"
 #include "tidemark/core/report.hpp"
 #include "tidemark/core/trace.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
+#include "tidemark/runtime/distributed.hpp"
 #include "tidemark/runtime/trainer.hpp"
 #include "tidemark/runtime/training_state.hpp"
 
@@ -34,8 +37,21 @@ struct TrainArgs {
   std::string save_dir;
   int save_every = 0;
   std::string resume_dir;
+  int nproc = 1;
+  double bucket_mb = 25;
   bool quiet = false;
 };
+
+// A per-rank file name in a data-parallel job: t.json -> t.rank1.json.
+std::string per_rank_path(const std::string& path, int rank, int world) {
+  if (world <= 1) return path;
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) {
+    return fmt::format("{}.rank{}", path, rank);
+  }
+  return fmt::format("{}.rank{}{}", path.substr(0, dot), rank, path.substr(dot));
+}
 
 std::map<std::string, std::string> parse_kwargs(const std::vector<std::string>& items) {
   std::map<std::string, std::string> out;
@@ -49,11 +65,35 @@ std::map<std::string, std::string> parse_kwargs(const std::vector<std::string>& 
   return out;
 }
 
-void run_train(const TrainArgs& a) {
+void run_train(const TrainArgs& a_in) {
+  TrainArgs a = a_in;
+  // Note [data parallel]: with --nproc this process only starts and watches the ranks; a
+  // rank (ours or torchrun's) finds its place in the environment.
+  const std::optional<runtime::DistEnv> env = runtime::dist_env_from_environment();
+  if (a.nproc > 1 && !env) {
+    a.model.validate();
+    per_rank_config(a.model, a.nproc);  // refuse an indivisible batch before starting anyone
+    throw ExitCode{launch_local_ranks(a.nproc)};
+  }
+  const int world = env ? env->world_size : 1;
+  const int rank = env ? env->rank : 0;
   a.model.validate();
+  a.model = per_rank_config(a.model, world);
+  if (rank != 0) a.quiet = true;  // one progress display for the job
+  if (world > 1 && a.model.device == "cuda") {
+    throw UserError("data parallel on CUDA needs ProcessGroupNCCL, which this tidemark does not use yet; "
+                    "train data parallel with --device cpu (Gloo)");
+  }
   if (a.steps <= 0) throw UserError(fmt::format("--steps must be a positive integer, got {}", a.steps));
-  if (!a.report_path.empty()) check_writable(a.report_path, "--report");
+  if (!a.report_path.empty() && rank == 0) check_writable(a.report_path, "--report");
+  a.trace_path = a.trace_path.empty() ? "" : per_rank_path(a.trace_path, rank, world);
   if (!a.trace_path.empty()) check_writable(a.trace_path, "--trace");
+  // Each rank's own state (its generator states differ): DIR/rank<r> in a job.
+  if (world > 1 && !a.save_dir.empty()) {
+    runtime::prepare_state_dir(a.save_dir);
+    a.save_dir += fmt::format("/rank{}", rank);
+  }
+  if (world > 1 && !a.resume_dir.empty()) a.resume_dir += fmt::format("/rank{}", rank);
   if (!a.gc_options.empty() && !a.gradient_checkpointing) {
     throw UserError("--gc-option needs --gradient-checkpointing");
   }
@@ -75,8 +115,18 @@ void run_train(const TrainArgs& a) {
     plan = read_plan(a.plan_path);
     cfg.plan = plan->root;
   }
+  std::unique_ptr<runtime::DataParallel> dp;
+  if (world > 1) dp = std::make_unique<runtime::DataParallel>(*env);
   runtime::Trainer trainer(cfg);
   if (plan) runtime::check_plan_matches(*plan, *trainer.model(), a.plan_path);
+  if (dp) {
+    const runtime::StateIdentity id = runtime::StateIdentity::of(trainer);
+    dp->check_same_run("run", fmt::format("{}; checkpointing {}; corpus {}; steps {}; lr {}; buckets {} MiB; "
+                                          "resume {}",
+                                          id.config, id.checkpointing, id.data, a.steps, a.lr, a.bucket_mb,
+                                          a.resume_dir.empty() ? "no" : "yes"));
+    trainer.use_data_parallel(dp.get(), static_cast<std::int64_t>(a.bucket_mb * 1024 * 1024));
+  }
   int start = 0;
   if (!a.resume_dir.empty()) {
     start = runtime::resume_training_state(a.resume_dir, trainer);
@@ -91,10 +141,14 @@ void run_train(const TrainArgs& a) {
 
   const std::string mode = plan ? "plan" : (a.gradient_checkpointing ? "uniform" : "none");
   if (!a.quiet) {
-    fmt::print(stderr, "training {} ({} parameters) on {}, checkpointing: {}\n",
+    fmt::print(stderr, "training {} ({} parameters) on {}, checkpointing: {}{}\n",
                a.model.describe(), trainer.model()->parameter_count(), trainer.data().source(),
                plan ? fmt::format("plan {} ({})", a.plan_path, plan->solver)
-                    : (a.gradient_checkpointing ? "every block (Hugging Face style)" : "none"));
+                    : (a.gradient_checkpointing ? "every block (Hugging Face style)" : "none"),
+               dp ? fmt::format("; data parallel: {} ranks (this is rank 0; batch per rank), {} gradient "
+                                "buckets, Gloo",
+                                world, dp->bucket_count())
+                  : "");
   }
   Progress progress("train", a.steps, a.quiet);
   std::string last_saved;
@@ -114,7 +168,10 @@ void run_train(const TrainArgs& a) {
     std::string status = fmt::format("loss {:.4f}  {:.0f} ms/step  peak {}", s.loss, s.ms,
                                      format_bytes(static_cast<std::uint64_t>(s.peak_bytes)));
     if (plan && plan->budget_bytes) status += fmt::format(" / budget {}", format_bytes(plan->budget_bytes));
+    if (dp) status += fmt::format("  comm wait {:.0f} ms", s.comm_wait_ms);
+    r.comm_wait_ms.push_back(s.comm_wait_ms);
     progress.update(s.step + 1, status);
+    fault_point(fmt::format("train-step:rank{}", rank));
     if (a.save_every > 0 && (s.step + 1) % a.save_every == 0) {
       last_saved = runtime::save_training_state(a.save_dir, trainer);
     }
@@ -124,6 +181,14 @@ void run_train(const TrainArgs& a) {
   }
   if (!last_saved.empty() && !a.quiet) fmt::print(stderr, "saved the training state: {}\n", last_saved);
   r.steps = a.steps - start;
+  if (dp) {
+    // Every rank takes part in the gather; rank 0 writes the job's report.
+    for (std::int64_t p : dp->gather(static_cast<std::int64_t>(peak))) r.rank_peak_bytes.push_back(static_cast<std::uint64_t>(p));
+    r.world_size = world;
+    peak = *std::max_element(r.rank_peak_bytes.begin(), r.rank_peak_bytes.end());
+  } else {
+    r.comm_wait_ms.clear();
+  }
   r.final_loss = r.losses.back();
   r.peak_bytes = peak;
   r.step_ms_median = median(r.step_ms);
@@ -147,7 +212,7 @@ void run_train(const TrainArgs& a) {
     }
     fmt::print("\n");
   }
-  if (!a.report_path.empty()) write_report(a.report_path, r);
+  if (!a.report_path.empty() && rank == 0) write_report(a.report_path, r);
   if (!a.trace_path.empty()) {
     Trace t = trainer.finish_trace();
     if (plan) {
@@ -170,6 +235,8 @@ void add_train_command(CLI::App& app) {
   tidemark train --plan plan.json --report r.json  the plan from 'tidemark plan'
   tidemark train --steps 1000 --save ckpt --save-every 100
   tidemark train --steps 1000 --resume ckpt --save ckpt --save-every 100   after a crash
+  tidemark train --nproc 2 --batch 16 --report r.json   2 data-parallel ranks, 8 rows each
+  torchrun --nproc-per-node 2 --no-python tidemark train --batch 16   the same, under torchrun
 The report (tidemark.report/1) has the measured peak of live tensor bytes, the median
 step time and the losses; with --plan it sets them beside the plan's prediction.)");
   add_model_flags(cmd, a->model);
@@ -190,6 +257,7 @@ step time and the losses; with --plan it sets them beside the plan's prediction.
                   "a crash at any moment leaves the last completed save intact");
   cmd->add_option("--save-every", a->save_every, "also save every N steps (0: only at the end)")
       ->capture_default_str();
+  add_data_parallel_flags(cmd, a->nproc, a->bucket_mb);
   cmd->add_option("--resume", a->resume_dir,
                   "continue from the newest state saved in this directory, up to --steps in all; refused "
                   "when it was made for another model, seed, plan or corpus");

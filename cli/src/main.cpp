@@ -6,6 +6,7 @@
 
 #include "cli_config.hpp"
 #include "commands.hpp"
+#include "launcher.hpp"
 #if TIDEMARK_HAVE_TORCH
 #include "tidemark/runtime/trainer.hpp"
 #endif
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   tidemark::runtime::tune_cpu_allocator();  // Note [CPU allocator]
   tidemark::runtime::use_all_cores();
 #endif
+  tidemark::cli::set_program_args(argc, argv);
+  const std::string rank = tidemark::cli::rank_prefix();
   CLI::App app{kDescription, "tidemark"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tidemark " TIDEMARK_VERSION);
@@ -74,9 +77,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n(run 'tidemark --help' or 'tidemark <command> --help')\n",
                  what.c_str());
     return 2;
+  } catch (const tidemark::cli::ExitCode& e) {
+    return e.code;
   } catch (const tidemark::UserError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
     return 2;
+  } catch (const tidemark::RunFailure& e) {
+    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "internal error: %s\n(this is a bug in tidemark; please report it)\n", e.what());
     return 1;

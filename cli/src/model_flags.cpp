@@ -1,5 +1,9 @@
 #include "model_flags.hpp"
 
+#include <fmt/format.h>
+
+#include "tidemark/core/error.hpp"
+
 namespace tidemark::cli {
 
 void add_model_flags(CLI::App* cmd, ModelConfig& c) {
@@ -24,6 +28,28 @@ void add_model_flags(CLI::App* cmd, ModelConfig& c) {
       ->capture_default_str()
       ->group(g);
   cmd->add_option("--device", c.device, "cpu or cuda")->capture_default_str()->group(g);
+}
+
+void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb) {
+  const std::string g = "Data parallel";
+  cmd->add_option("--nproc", nproc,
+                  "data-parallel ranks to start on this machine (c10d: TCPStore + Gloo); --batch is then "
+                  "the global batch and each rank trains batch/N of it. Under torchrun, leave it out: "
+                  "RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are read from the environment")
+      ->capture_default_str()->check(CLI::Range(1, 1024))->group(g);
+  cmd->add_option("--bucket-mb", bucket_mb, "gradient bucket size for the all-reduce, in MiB")
+      ->capture_default_str()->check(CLI::PositiveNumber)->group(g);
+}
+
+ModelConfig per_rank_config(ModelConfig global, int world) {
+  if (world <= 1) return global;
+  if (global.batch % world != 0) {
+    throw UserError(fmt::format("--batch {} is the global batch and must divide evenly among {} ranks; use a "
+                                "multiple of {}",
+                                global.batch, world, world));
+  }
+  global.batch /= world;
+  return global;
 }
 
 }  // namespace tidemark::cli

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "config_json.hpp"
+#include "tidemark/core/error.hpp"
 #include "tidemark/core/files.hpp"
 
 namespace tidemark {
@@ -35,6 +36,11 @@ std::string report_to_json(const Report& r) {
   doc["step_peak_bytes"] = r.step_peak_bytes;
   doc["recomputes"] = r.recomputes;
   if (r.budget_bytes) doc["budget_bytes"] = *r.budget_bytes;
+  if (r.world_size > 1) {
+    doc["world_size"] = r.world_size;
+    doc["rank_peak_bytes"] = r.rank_peak_bytes;
+    doc["comm_wait_ms"] = r.comm_wait_ms;
+  }
   if (r.predicted) {
     doc["predicted"] = json{{"peak_bytes", r.predicted->peak_bytes},
                             {"step_ms", r.predicted->step_ms},
@@ -68,6 +74,17 @@ Report report_from_json(const std::string& text, const std::string& source) {
   }
   if (auto x = root.get("recomputes")) r.recomputes = x->u64();
   if (auto b = root.get("budget_bytes")) r.budget_bytes = b->u64();
+  if (auto w = root.get("world_size")) {
+    const std::int64_t n = w->i64();
+    if (n < 1 || n > 65536) throw FormatError(fmt::format("{}: world_size {} is not in [1, 65536]", source, n));
+    r.world_size = static_cast<int>(n);
+  }
+  if (auto s = root.get("rank_peak_bytes")) {
+    for (const auto& x : s->items()) r.rank_peak_bytes.push_back(x.u64());
+  }
+  if (auto s = root.get("comm_wait_ms")) {
+    for (const auto& x : s->items()) r.comm_wait_ms.push_back(x.non_negative());
+  }
   if (auto p = root.get("predicted")) {
     Prediction pr;
     pr.peak_bytes = p->at("peak_bytes").u64();

@@ -89,14 +89,15 @@ void TextData::check(std::int64_t vocab, std::int64_t seq) const {
 }
 
 Batch TextData::batch(std::uint64_t seed, std::uint64_t step, std::int64_t batch, std::int64_t seq,
-                      const torch::Device& device) const {
+                      const torch::Device& device, std::int64_t first_row) const {
   const std::uint64_t span = text_.size() - static_cast<std::uint64_t>(seq) - 1;
   auto idx = torch::empty({batch, seq}, torch::kLong);
   auto tgt = torch::empty({batch, seq}, torch::kLong);
   auto* pi = idx.data_ptr<std::int64_t>();
   auto* pt = tgt.data_ptr<std::int64_t>();
   for (std::int64_t b = 0; b < batch; ++b) {
-    std::uint64_t off = mix(seed * 0x100000001b3ull ^ mix(step * 1315423911ull + b)) % span;
+    const auto row = static_cast<std::uint64_t>(first_row + b);
+    std::uint64_t off = mix(seed * 0x100000001b3ull ^ mix(step * 1315423911ull + row)) % span;
     for (std::int64_t t = 0; t < seq; ++t) {
       pi[b * seq + t] = static_cast<unsigned char>(text_[off + t]);
       pt[b * seq + t] = static_cast<unsigned char>(text_[off + t + 1]);

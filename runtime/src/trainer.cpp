@@ -80,7 +80,8 @@ Trainer::Trainer(TrainingConfig config)
 }
 
 Batch Trainer::batch(std::uint64_t step) const {
-  return data_.batch(config_.model.seed, step, config_.model.batch, config_.model.seq, device_);
+  const std::int64_t first_row = dp_ ? dp_->rank() * config_.model.batch : 0;
+  return data_.batch(config_.model.seed, step, config_.model.batch, config_.model.seq, device_, first_row);
 }
 
 torch::Tensor Trainer::forward_loss(const Batch& b) {
@@ -104,6 +105,11 @@ void Trainer::optimizer_step() {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(config_.learning_rate * warm);
   }
   optimizer_->step();
+}
+
+void Trainer::use_data_parallel(DataParallel* dp, std::int64_t bucket_bytes) {
+  dp_ = dp;
+  dp_->attach(model_->parameters(), bucket_bytes);
 }
 
 void Trainer::use_plan(PlanNode root) {
@@ -158,7 +164,9 @@ StepStats Trainer::step() {
     trace_->begin_step(step_, b);
   }
   torch::Tensor loss = forward_loss(b);
+  if (dp_) dp_->before_backward();
   loss.backward();
+  const double comm_wait_ms = dp_ ? dp_->finish_backward() : 0.0;
   if (trace_) {
     recorder_->finish_backward();
     trace_->after_backward();
@@ -171,6 +179,8 @@ StepStats Trainer::step() {
   b = Batch{};
   s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   s.peak_bytes = ledger.step_peak();
+  s.comm_wait_ms = comm_wait_ms;
+  if (dp_) s.loss = dp_->average(s.loss);  // after the step's peak: its scalars are not the step's
   if (trace_) trace_->end_step(step_, s.peak_bytes, recorder_->take_ops());
   s.step = step_++;
   return s;

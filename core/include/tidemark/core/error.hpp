@@ -1,6 +1,7 @@
 #pragma once
 // Errors the user can fix. The CLI catches UserError once, prints "error: <what>" and
-// exits 2; anything else escaping is a bug (exit 1). Messages name the file and field
+// exits 2; a RunFailure (the run broke for an outside reason) prints "error: <what>" and
+// exits 1; anything else escaping is a bug (exit 1). Messages name the file and field
 // and say how to fix the input.
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,13 @@ class InfeasibleBudget : public UserError {
 
  private:
   unsigned long long minimum_bytes_;
+};
+
+// The run stopped for a reason outside the input: a data-parallel peer died, the network
+// failed. Not a bug in tidemark, not fixable by changing flags.
+class RunFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace tidemark

@@ -24,8 +24,10 @@ class TextData {
   // Throws UserError when the text uses a byte >= vocab, or is too short for seq.
   void check(std::int64_t vocab, std::int64_t seq) const;
 
+  // Rows first_row .. first_row + batch of step `step`'s global batch: a data-parallel rank
+  // takes its slice, and the ranks together see what one process with the whole batch sees.
   Batch batch(std::uint64_t seed, std::uint64_t step, std::int64_t batch, std::int64_t seq,
-              const torch::Device& device) const;
+              const torch::Device& device, std::int64_t first_row = 0) const;
 
   const std::string& text() const { return text_; }
   const std::string& source() const { return source_; }

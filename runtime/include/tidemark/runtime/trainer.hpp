@@ -14,6 +14,7 @@
 #include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
 #include "tidemark/runtime/data.hpp"
+#include "tidemark/runtime/distributed.hpp"
 #include "tidemark/runtime/executor.hpp"
 #include "tidemark/runtime/gpt.hpp"
 #include "tidemark/runtime/trace_session.hpp"
@@ -39,9 +40,10 @@ struct TrainingConfig {
 
 struct StepStats {
   int step = 0;
-  double loss = 0;
+  double loss = 0;              // averaged over the ranks when data parallel
   double ms = 0;
   std::int64_t peak_bytes = 0;  // live-bytes peak of this step (allocator hook)
+  double comm_wait_ms = 0;      // data parallel: waiting for gradient all-reduces after backward
 };
 
 // Note [CPU allocator]
@@ -99,6 +101,11 @@ class Trainer {
   const torch::Device& device() const { return device_; }
   Batch batch(std::uint64_t step) const;
   int steps_done() const { return step_; }
+  // Trains as one rank of a data-parallel job from now on (Note [data parallel]): this
+  // rank's rows of every batch, gradients bucketed and all-reduced. `dp` must outlive the
+  // trainer's steps.
+  void use_data_parallel(DataParallel* dp, std::int64_t bucket_bytes);
+  DataParallel* data_parallel() const { return dp_; }
   // Continue counting from `step` (a resumed state: Note [training state]).
   void set_steps_done(int step) { step_ = step; }
 
@@ -128,6 +135,7 @@ class Trainer {
   std::unique_ptr<TraceSession> trace_;
   bool prepared_ = false;
   int step_ = 0;
+  DataParallel* dp_ = nullptr;
 };
 
 }  // namespace tidemark::runtime

@@ -1,0 +1,306 @@
+#include "tidemark/runtime/distributed.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <mutex>
+#include <stdexcept>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "tidemark/core/error.hpp"
+
+namespace tidemark::runtime {
+namespace {
+
+int env_int(const char* name, int lo, int hi, std::optional<int> fallback = std::nullopt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    if (fallback) return *fallback;
+    throw UserError(fmt::format("{} is not set; a data-parallel rank needs RANK, WORLD_SIZE, MASTER_ADDR and "
+                                "MASTER_PORT (as torchrun sets them), or use train --nproc N",
+                                name));
+  }
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < lo || x > hi) {
+    throw UserError(fmt::format("{}='{}' is not an integer in [{}, {}]", name, v, lo, hi));
+  }
+  return static_cast<int>(x);
+}
+
+std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+std::string string_of(const std::vector<std::uint8_t>& b) { return {b.begin(), b.end()}; }
+
+}  // namespace
+
+std::vector<std::vector<std::size_t>> bucket_assignment(const std::vector<torch::Tensor>& params,
+                                                        std::int64_t bucket_bytes) {
+  std::vector<std::vector<std::size_t>> out;
+  std::int64_t filled = 0;
+  for (std::size_t k = params.size(); k-- > 0;) {
+    const std::int64_t bytes = params[k].numel() * static_cast<std::int64_t>(params[k].element_size());
+    if (out.empty() || (filled > 0 && filled + bytes > bucket_bytes)) {
+      out.emplace_back();
+      filled = 0;
+    }
+    out.back().push_back(k);
+    filled += bytes;
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> gradient_buckets(const std::vector<torch::Tensor>& params, std::int64_t bucket_bytes) {
+  std::vector<torch::Tensor> out;
+  for (const auto& bucket : bucket_assignment(params, bucket_bytes)) {
+    std::int64_t numel = 0;
+    for (std::size_t k : bucket) numel += params[k].numel();
+    out.push_back(torch::zeros({numel}, params[bucket.front()].options().requires_grad(false)));
+  }
+  return out;
+}
+
+std::optional<DistEnv> dist_env_from_environment() {
+  if (!std::getenv("WORLD_SIZE")) return std::nullopt;
+  DistEnv e;
+  e.world_size = env_int("WORLD_SIZE", 1, 65536);
+  e.rank = env_int("RANK", 0, e.world_size - 1);
+  e.local_rank = env_int("LOCAL_RANK", 0, e.world_size - 1, e.rank);
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (!addr || !*addr) throw UserError("MASTER_ADDR is not set; set it to rank 0's host (as torchrun does)");
+  e.master_addr = addr;
+  e.master_port = env_int("MASTER_PORT", 1, 65535);
+  e.timeout = std::chrono::seconds(env_int("TIDEMARK_DIST_TIMEOUT_S", 1, 86400, 60));
+  return e;
+}
+
+// Note [data parallel] in the header.
+struct DataParallel::Impl {
+  struct Bucket {
+    torch::Tensor flat;           // the bucket's gradients, contiguous: what is all-reduced
+    std::vector<std::size_t> params;  // indices into Impl::params
+    std::size_t pending = 0;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  DistEnv env;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::vector<torch::Tensor> params;
+  std::vector<std::size_t> bucket_of, offset_of;
+  std::vector<char> ready;  // per parameter, this backward
+  std::vector<Bucket> buckets;
+  // Keeps each parameter's AccumulateGrad node (and our hook on it) alive across steps.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::mutex mu;
+  std::size_t next_launch = 0;
+  std::string failure;
+
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      Bucket& b = buckets[next_launch++];
+      std::vector<at::Tensor> tensors{b.flat};
+      b.work = pg->allreduce(tensors);
+    }
+  }
+
+  void on_grad_ready(std::size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    const torch::Tensor& g = params[i].grad();
+    Bucket& b = buckets[bucket_of[i]];
+    // Outside a data-parallel step (before_backward not called), or a second call: ignore.
+    if (!g.defined() || b.pending == 0 || ready[i]) return;
+    ready[i] = 1;
+    torch::NoGradGuard no_grad;
+    b.flat.narrow(0, static_cast<std::int64_t>(offset_of[i]), g.numel()).copy_(g.reshape(-1));
+    if (--b.pending == 0) launch_ready();
+  }
+};
+
+namespace {
+
+// Runs after a parameter's AccumulateGrad: its gradient for this backward is complete.
+class GradReadyHook : public torch::autograd::FunctionPostHook {
+ public:
+  GradReadyHook(std::weak_ptr<DataParallel::Impl> impl, std::size_t index) : impl_(std::move(impl)), index_(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    if (auto impl = impl_.lock()) impl->on_grad_ready(index_);
+    return outputs;
+  }
+
+ private:
+  std::weak_ptr<DataParallel::Impl> impl_;
+  std::size_t index_;
+};
+
+}  // namespace
+
+DataParallel::DataParallel(const DistEnv& env) : env_(env), shared_(std::make_shared<Impl>()) {
+  Impl& s = *shared_;
+  s.env = env;
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(env.master_port);
+    so.isServer = env.rank == 0;
+    so.numWorkers = static_cast<std::size_t>(env.world_size);
+    so.waitWorkers = true;
+    so.timeout = env.timeout;
+    s.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    auto opts = c10d::ProcessGroupGloo::Options::create(env.timeout);
+    // As PyTorch does: GLOO_SOCKET_IFNAME picks the interface; a job on one machine uses
+    // the loopback; otherwise the address this machine's hostname resolves to.
+    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    } else if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost") {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    } else {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    s.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(s.store, env.rank, env.world_size, opts);
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("rank {} of {} could not join the job at {}:{} within {} s: {}", env.rank,
+                                env.world_size, env.master_addr, env.master_port,
+                                std::chrono::duration_cast<std::chrono::seconds>(env.timeout).count(), e.what()));
+  }
+}
+
+DataParallel::~DataParallel() = default;
+
+void DataParallel::check_same_run(const std::string& what, const std::string& identity) {
+  Impl& s = *shared_;
+  const std::string key = "tidemark/" + what + "/";
+  s.store->set(key + std::to_string(env_.rank), bytes_of(identity));
+  std::string verdict;
+  if (env_.rank == 0) {
+    for (int r = 1; r < env_.world_size; ++r) {
+      const std::string theirs = string_of(s.store->get(key + std::to_string(r)));
+      if (theirs != identity && verdict.empty()) {
+        verdict = fmt::format("rank {} runs a different {} than rank 0 ('{}' against '{}'); start every rank "
+                              "with the same flags and files",
+                              r, what, theirs, identity);
+      }
+    }
+    s.store->set(key + "verdict", bytes_of(verdict.empty() ? "ok" : verdict));
+  } else {
+    verdict = string_of(s.store->get(key + "verdict"));
+    if (verdict == "ok") verdict.clear();
+  }
+  if (!verdict.empty()) throw UserError(verdict);
+}
+
+void DataParallel::attach(const std::vector<torch::Tensor>& params, std::int64_t bucket_bytes) {
+  Impl& s = *shared_;
+  s.params = params;
+  s.bucket_of.assign(params.size(), 0);
+  s.offset_of.assign(params.size(), 0);
+  s.buckets.clear();
+  const auto assignment = bucket_assignment(params, bucket_bytes);
+  const auto buffers = gradient_buckets(params, bucket_bytes);
+  for (std::size_t i = 0; i < assignment.size(); ++i) {
+    Impl::Bucket b;
+    b.params = assignment[i];
+    b.flat = buffers[i];
+    std::size_t offset = 0;
+    for (std::size_t k : b.params) {
+      s.bucket_of[k] = i;
+      s.offset_of[k] = offset;
+      offset += static_cast<std::size_t>(params[k].numel());
+    }
+    s.buckets.push_back(std::move(b));
+  }
+  s.ready.assign(params.size(), 0);
+  std::weak_ptr<Impl> weak = shared_;
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    auto acc = torch::autograd::impl::grad_accumulator(params[k]);
+    acc->add_post_hook(std::make_unique<GradReadyHook>(weak, k));
+    s.accumulators.push_back(std::move(acc));
+  }
+}
+
+std::size_t DataParallel::bucket_count() const { return shared_->buckets.size(); }
+
+std::int64_t DataParallel::bucket_bytes() const {
+  std::int64_t n = 0;
+  for (const auto& b : shared_->buckets) n += b.flat.numel() * b.flat.element_size();
+  return n;
+}
+
+void DataParallel::before_backward() {
+  Impl& s = *shared_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  for (auto& b : s.buckets) {
+    b.pending = b.params.size();
+    b.work.reset();
+  }
+  std::fill(s.ready.begin(), s.ready.end(), 0);
+  s.next_launch = 0;
+}
+
+double DataParallel::finish_backward() {
+  Impl& s = *shared_;
+  {
+    // A gradient whose hook did not run (its AccumulateGrad was replaced) is taken now; one
+    // that does not exist is an error, as in PyTorch's DDP.
+    std::lock_guard<std::mutex> lock(s.mu);
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < s.buckets.size(); ++i) {
+      Impl::Bucket& b = s.buckets[i];
+      if (b.pending == 0) continue;
+      for (std::size_t k : b.params) {
+        if (s.ready[k]) continue;
+        const torch::Tensor& g = s.params[k].grad();
+        if (!g.defined()) {
+          throw RunFailure(fmt::format(
+              "rank {}: parameter #{} received no gradient in backward; data-parallel training needs "
+              "every parameter to take part in the loss",
+              env_.rank, k));
+        }
+        b.flat.narrow(0, static_cast<std::int64_t>(s.offset_of[k]), g.numel()).copy_(g.reshape(-1));
+        s.ready[k] = 1;
+        --b.pending;
+      }
+    }
+    s.launch_ready();
+  }
+  double waited_ms = 0;
+  for (auto& b : s.buckets) {
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      b.work->wait(env_.timeout);
+    } catch (const std::exception& e) {
+      throw RunFailure(fmt::format("rank {}: a gradient all-reduce failed (another rank stopped, or the "
+                                           "network failed): {}",
+                                           env_.rank, e.what()));
+    }
+    waited_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+  torch::NoGradGuard no_grad;
+  const double inv = 1.0 / env_.world_size;
+  for (auto& b : s.buckets) {
+    b.flat.mul_(inv);
+    for (std::size_t k : b.params) {
+      torch::Tensor g = s.params[k].mutable_grad();
+      g.copy_(b.flat.narrow(0, static_cast<std::int64_t>(s.offset_of[k]), g.numel()).view_as(g));
+    }
+  }
+  return waited_ms;
+}
+
+double DataParallel::average(double value) {
+  std::vector<at::Tensor> t{torch::tensor({value}, torch::kDouble)};
+  shared_->pg->allreduce(t)->wait(env_.timeout);
+  return t[0].item<double>() / env_.world_size;
+}
+
+std::vector<std::int64_t> DataParallel::gather(std::int64_t value) {
+  std::vector<at::Tensor> t{torch::zeros({env_.world_size}, torch::kLong)};
+  t[0][env_.rank] = value;
+  shared_->pg->allreduce(t)->wait(env_.timeout);
+  std::vector<std::int64_t> out(static_cast<std::size_t>(env_.world_size));
+  for (int r = 0; r < env_.world_size; ++r) out[static_cast<std::size_t>(r)] = t[0][r].item<std::int64_t>();
+  return out;
+}
+
+}  // namespace tidemark::runtime

@@ -1,0 +1,140 @@
+// Data parallel on c10d (Note [data parallel]): N ranks with global batch B train like one
+// process with batch B, with and without checkpointing; each rank's peak stays under the
+// per-rank budget of a plan made for one rank; ranks that disagree are refused at start-up;
+// a rank that dies stops the job with an error instead of a hang. Runs the tidemark binary.
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "catch.hpp"
+#include "cli/run.hpp"
+#include "tidemark/runtime/gpt.hpp"
+
+using namespace tidemark;
+using namespace tidemark::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModel = "--layers 2 --d-model 32 --heads 2 --seq 32 --batch 4 --dropout 0";
+
+nlohmann::json report(const std::string& path) { return nlohmann::json::parse(slurp(path)); }
+
+// Parameters of the model in the newest state saved in `dir`.
+std::vector<torch::Tensor> saved_parameters(const std::string& dir) {
+  std::string latest = slurp(dir + "/LATEST");
+  torch::serialize::InputArchive ar, model_ar;
+  ar.load_from(dir + "/" + latest.substr(0, latest.find(' ')));
+  ar.read("model", model_ar);
+  ModelConfig c;
+  c.layers = 2;
+  c.d_model = 32;
+  c.heads = 2;
+  c.seq = 32;
+  runtime::GPT m(c);
+  m->load(model_ar);
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double scale = a[i].abs().max().item<double>();
+    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / std::max(scale, 1e-12));
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("2 ranks with global batch B train like 1 process with batch B", "[torch][ddp]") {
+  for (const std::string checkpointing : {"", " --gradient-checkpointing"}) {
+    INFO("checkpointing:" << checkpointing);
+    const std::string dir = scratch_dir("ddp-equivalence");
+    const std::string common = "train " + kModel + checkpointing + " --steps 10 -q";
+    Run one = run_tidemark(common + " --save " + dir + "/one --report " + dir + "/one.json");
+    INFO(one.output);
+    REQUIRE(one.rc == 0);
+    Run two = run_tidemark(common + " --nproc 2 --save " + dir + "/two --report " + dir + "/two.json");
+    INFO(two.output);
+    REQUIRE(two.rc == 0);
+    const auto r1 = report(dir + "/one.json"), r2 = report(dir + "/two.json");
+    CHECK(r2["world_size"] == 2);
+    CHECK(r2["config"]["batch"] == 2);  // one rank's share of the global batch
+    const auto l1 = r1["losses"].get<std::vector<double>>(), l2 = r2["losses"].get<std::vector<double>>();
+    REQUIRE(l1.size() == 10);
+    REQUIRE(l2.size() == 10);
+    // fp32: the two halves' gradients are summed by the all-reduce instead of inside one
+    // matmul, so results agree to rounding, not bit for bit; Adam carries that along.
+    for (size_t i = 0; i < l1.size(); ++i) CHECK(std::abs(l1[i] - l2[i]) <= 1e-5 * std::abs(l1[i]));
+    const auto p1 = saved_parameters(dir + "/one");
+    CHECK(max_relative_difference(p1, saved_parameters(dir + "/two/rank0")) < 1e-4);
+    // Every rank applied the same averaged gradients: bit-identical parameters.
+    CHECK(max_relative_difference(saved_parameters(dir + "/two/rank0"), saved_parameters(dir + "/two/rank1")) == 0);
+  }
+}
+
+TEST_CASE("each rank's peak stays under the per-rank budget of a plan made for one rank", "[torch][ddp]") {
+  const std::string dir = scratch_dir("ddp-plan");
+  const std::string model = "--layers 3 --d-model 32 --heads 2 --seq 64 --batch 8 --dropout 0.1";
+  REQUIRE(run_tidemark("profile " + model + " --nproc 2 --warmup 1 --iters 1 -q -o " + dir + "/p.json").rc == 0);
+  Run plan = run_tidemark("plan " + dir + "/p.json --budget 0.6 -o " + dir + "/plan.json");
+  INFO(plan.output);
+  REQUIRE(plan.rc == 0);
+  Run train = run_tidemark("train " + model + " --nproc 2 --steps 3 -q --plan " + dir + "/plan.json --report " +
+                           dir + "/r.json --trace " + dir + "/t.json");
+  INFO(train.output);
+  REQUIRE(train.rc == 0);
+  const auto r = report(dir + "/r.json");
+  const auto budget = r["budget_bytes"].get<std::uint64_t>();
+  const auto predicted = r["predicted"]["peak_bytes"].get<double>();
+  REQUIRE(r["rank_peak_bytes"].size() == 2);
+  for (const auto& peak : r["rank_peak_bytes"]) {
+    CHECK(peak.get<std::uint64_t>() <= budget);
+    CHECK(std::abs(peak.get<double>() - predicted) <= 0.05 * predicted);
+  }
+  CHECK(r["comm_wait_ms"].size() == 3);
+  CHECK(file_exists(dir + "/t.rank0.json"));  // one trace per rank
+  CHECK(file_exists(dir + "/t.rank1.json"));
+}
+
+TEST_CASE("ranks started with different runs are refused at start-up", "[torch][ddp]") {
+  const std::string dir = scratch_dir("ddp-mismatch");
+  std::mt19937 rng(std::random_device{}());
+  const int port = 20000 + static_cast<int>(rng() % 20000);
+  // As torchrun would start them, but rank 1 with one more layer.
+  const std::string tm = tidemark_path();
+  Run r = run_command("export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+                      " TIDEMARK_DIST_TIMEOUT_S=30; RANK=0 " + tm + " train " + kModel + " --steps 2 -q > " + dir +
+                      "/r0.txt 2>&1 & p0=$!; RANK=1 " + tm +
+                      " train --layers 3 --d-model 32 --heads 2 --seq 32 --batch 4 --dropout 0 --steps 2 -q > " +
+                      dir + "/r1.txt 2>&1 & p1=$!; wait $p0; e0=$?; wait $p1; e1=$?; echo \"rc $e0 $e1\"");
+  INFO(r.output << "\nrank 0:\n" << slurp(dir + "/r0.txt") << "\nrank 1:\n" << slurp(dir + "/r1.txt"));
+  CHECK(r.output.find("rc 2 2") != std::string::npos);
+  CHECK(slurp(dir + "/r0.txt").find("error: rank 1 runs a different run than rank 0") != std::string::npos);
+  CHECK(slurp(dir + "/r1.txt").find("[rank 1] error:") != std::string::npos);
+}
+
+TEST_CASE("a rank that dies stops the job with an error, not a hang", "[torch][ddp]") {
+  ::setenv("TIDEMARK_FAULT", "train-step:rank1@3", 1);
+  Run r = run_tidemark("train " + kModel + " --nproc 2 --steps 20 -q");
+  ::unsetenv("TIDEMARK_FAULT");
+  INFO(r.output);
+  CHECK(r.rc == 1);
+  CHECK(r.output.find("error: rank 1 of 2 was killed by signal 9") != std::string::npos);
+}
+
+TEST_CASE("data-parallel flags and environment are checked", "[torch][ddp]") {
+  Run odd = run_tidemark("train --layers 2 --d-model 32 --heads 2 --seq 32 --batch 3 --nproc 2 --steps 1");
+  INFO(odd.output);
+  CHECK(odd.rc == 2);
+  CHECK(odd.output.find("must divide evenly among 2 ranks") != std::string::npos);
+  Run no_addr = run_command("WORLD_SIZE=2 RANK=1 MASTER_PORT=29999 " + tidemark_path() + " train " + kModel +
+                            " --steps 1");
+  INFO(no_addr.output);
+  CHECK(no_addr.rc == 2);
+  CHECK(no_addr.output.find("MASTER_ADDR is not set") != std::string::npos);
+}
