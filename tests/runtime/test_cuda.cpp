@@ -5,8 +5,7 @@
 #include "catch.hpp"
 #include "common/configs.hpp"
 #include "common/profile_gpt.hpp"
-#include "grads.hpp"
-#include "tidemark/planner/solve.hpp"
+#include "plan_checks.hpp"
 #include "tidemark/runtime/profiling.hpp"
 
 using namespace tidemark;
@@ -32,39 +31,9 @@ TEST_CASE("on CUDA every solver's plan gives the gradients of no checkpointing",
   if (skip_without_gpu()) return;
   const ModelConfig c = on_cuda(gpt_config(4, 64, 4, 64, 4, 0.2));
   const ChainProfile profile = testing::profile_gpt(c, 1).profile;
-  const planner::Chain chain = planner::chain_from_profile(profile);
-  const std::uint64_t lo = planner::minimum_peak(chain);
-  std::map<std::string, PlanNode> plans;
-  for (planner::Solver s : planner::all_solvers()) {
-    for (int i = 0; i < 4; ++i) {
-      try {
-        const auto cand = planner::solve(chain, s, lo + (profile.peak_bytes - lo) * static_cast<std::uint64_t>(i) / 3);
-        plans.emplace(describe(cand.root), cand.root);
-      } catch (const InfeasibleBudget&) {
-      }
-    }
-  }
+  const auto plans = testing::plans_of_every_solver(planner::chain_from_profile(profile), profile.peak_bytes, 4);
   REQUIRE(plans.size() >= 3);
-
-  torch::manual_seed(11);
-  GPT model(c);
-  model->to(torch::kCUDA);
-  model->train();
-  auto idx = torch::randint(c.vocab, {c.batch, c.seq}, torch::kLong).to(torch::kCUDA);
-  auto targets = torch::randint(c.vocab, {c.batch, c.seq}, torch::kLong).to(torch::kCUDA);
-  auto run = [&](const PlanNode& root) {
-    for (auto& p : model->parameters()) p.mutable_grad().reset();
-    PlanExecutor ex(*model, root);
-    torch::manual_seed(5);
-    ex.forward(idx, StageContext{targets}).backward();
-    return testing::grads_of(*model);
-  };
-  const auto plain = run(plan_no_checkpoint(model->num_stages()));
-  for (const auto& [text, root] : plans) {
-    const double diff = testing::max_relative_difference(plain, run(root));
-    INFO(text << ": max relative difference " << diff);
-    CHECK(diff < 1e-6);
-  }
+  testing::check_plans_keep_gradients(c, plans, 1e-6);
 }
 
 TEST_CASE("on CUDA the measured peak fits the budget and matches the prediction", "[torch][cuda]") {
@@ -72,22 +41,8 @@ TEST_CASE("on CUDA the measured peak fits the budget and matches the prediction"
   const ModelConfig c = on_cuda(gpt_config(4, 128, 4, 256, 8, 0.1));
   const ChainProfile profile = testing::profile_gpt(c, 2).profile;
   const planner::Chain chain = planner::chain_from_profile(profile);
-  const std::uint64_t lo = planner::minimum_peak(chain);
-  for (int i = 0; i < 5; ++i) {
-    const std::uint64_t budget = lo + (profile.peak_bytes - lo) * static_cast<std::uint64_t>(i) / 4;
-    const planner::Candidate best = planner::solve(chain, planner::Solver::Optimal, budget);
-    TrainingConfig cfg;
-    cfg.model = c;
-    cfg.steps = 2;
-    cfg.plan = best.root;
-    Trainer trainer(cfg);
-    std::int64_t measured = 0;
-    for (const auto& s : trainer.train()) measured = std::max(measured, s.peak_bytes);
-    INFO("budget " << budget << ", plan " << describe(best.root) << "\npredicted " << best.sim.peak_bytes
-                   << ", measured " << measured);
-    CHECK(static_cast<std::uint64_t>(measured) <= budget);
-    CHECK(std::abs(static_cast<double>(measured) - static_cast<double>(best.sim.peak_bytes)) <=
-          0.05 * static_cast<double>(measured));
+  for (std::uint64_t budget : testing::budgets_between(chain, profile.peak_bytes, 5)) {
+    testing::check_measured_peak(c, planner::solve(chain, planner::Solver::Optimal, budget), budget);
   }
 }
 

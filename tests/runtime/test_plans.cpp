@@ -7,14 +7,12 @@
 #include "catch.hpp"
 #include "common/configs.hpp"
 #include "common/profile_gpt.hpp"
-#include "grads.hpp"
+#include "plan_checks.hpp"
 #include "tidemark/planner/solve.hpp"
 #include "tidemark/runtime/profiling.hpp"
 
 using namespace tidemark;
 using namespace tidemark::runtime;
-using tidemark::testing::grads_of;
-using tidemark::testing::max_relative_difference;
 
 namespace {
 
@@ -35,13 +33,6 @@ ModelConfig random_config(std::mt19937& rng) {
 
 ChainProfile profile_of(const ModelConfig& c) { return testing::profile_gpt(c, /*iters=*/1).profile; }
 
-std::vector<std::uint64_t> six_budgets(const planner::Chain& chain, std::uint64_t peak) {
-  const std::uint64_t lo = planner::minimum_peak(chain);
-  std::vector<std::uint64_t> out;
-  for (int i = 0; i < 6; ++i) out.push_back(lo + (peak - lo) * static_cast<std::uint64_t>(i) / 5);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("the plan of every solver gives the gradients of no checkpointing", "[torch][plan]") {
@@ -51,36 +42,9 @@ TEST_CASE("the plan of every solver gives the gradients of no checkpointing", "[
     INFO(c.describe());
     const ChainProfile profile = profile_of(c);
     const planner::Chain chain = planner::chain_from_profile(profile);
-    std::map<std::string, PlanNode> plans;
-    for (planner::Solver s : planner::all_solvers()) {
-      for (std::uint64_t budget : six_budgets(chain, profile.peak_bytes)) {
-        try {
-          planner::Candidate cand = planner::solve(chain, s, budget);
-          plans.emplace(describe(cand.root), cand.root);
-        } catch (const InfeasibleBudget&) {
-          // a baseline that does not fit this budget
-        }
-      }
-    }
+    const auto plans = testing::plans_of_every_solver(chain, profile.peak_bytes, 6);
     REQUIRE(plans.size() >= 3);
-
-    torch::manual_seed(11);
-    GPT model(c);
-    model->train();
-    auto idx = torch::randint(c.vocab, {c.batch, c.seq}, torch::kLong);
-    auto targets = torch::randint(c.vocab, {c.batch, c.seq}, torch::kLong);
-    auto run = [&](const PlanNode& root) {
-      for (auto& p : model->parameters()) p.mutable_grad().reset();
-      PlanExecutor ex(*model, root);
-      torch::manual_seed(5);
-      ex.forward(idx, StageContext{targets}).backward();
-      return grads_of(*model);
-    };
-    const auto plain = run(plan_no_checkpoint(model->num_stages()));
-    for (const auto& [text, root] : plans) {
-      INFO(text);
-      CHECK(max_relative_difference(plain, run(root)) < 1e-6);
-    }
+    testing::check_plans_keep_gradients(c, plans, 1e-6);
   }
 }
 
@@ -92,21 +56,10 @@ TEST_CASE("under six budgets the measured peak fits and matches the prediction",
     const ChainProfile profile = profile_of(c);
     const planner::Chain chain = planner::chain_from_profile(profile);
     std::set<std::string> distinct;
-    for (std::uint64_t budget : six_budgets(chain, profile.peak_bytes)) {
+    for (std::uint64_t budget : testing::budgets_between(chain, profile.peak_bytes, 6)) {
       const planner::Candidate best = planner::solve(chain, planner::Solver::Optimal, budget);
       distinct.insert(describe(best.root));
-      TrainingConfig cfg;
-      cfg.model = c;
-      cfg.steps = 2;
-      cfg.plan = best.root;
-      Trainer trainer(cfg);
-      std::int64_t measured = 0;
-      for (const auto& s : trainer.train()) measured = std::max(measured, s.peak_bytes);
-      INFO(c.describe() << "\nbudget " << budget << ", plan " << describe(best.root) << "\npredicted "
-                        << best.sim.peak_bytes << ", measured " << measured);
-      CHECK(static_cast<std::uint64_t>(measured) <= budget);
-      CHECK(std::abs(static_cast<double>(measured) - static_cast<double>(best.sim.peak_bytes)) <=
-            0.05 * static_cast<double>(measured));
+      testing::check_measured_peak(c, best, budget);
     }
     CHECK(distinct.size() >= 3);  // the budgets really asked for different plans
   }
