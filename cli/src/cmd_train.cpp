@@ -168,8 +168,10 @@ void run_train(const TrainArgs& a_in) {
     std::string status = fmt::format("loss {:.4f}  {:.0f} ms/step  peak {}", s.loss, s.ms,
                                      format_bytes(static_cast<std::uint64_t>(s.peak_bytes)));
     if (plan && plan->budget_bytes) status += fmt::format(" / budget {}", format_bytes(plan->budget_bytes));
-    if (dp) status += fmt::format("  comm wait {:.0f} ms", s.comm_wait_ms);
-    r.comm_wait_ms.push_back(s.comm_wait_ms);
+    if (dp) {
+      status += fmt::format("  comm wait {:.0f} ms", s.comm_wait_ms);
+      r.comm_wait_ms.push_back(s.comm_wait_ms);
+    }
     progress.update(s.step + 1, status);
     fault_point(fmt::format("train-step:rank{}", rank));
     if (a.save_every > 0 && (s.step + 1) % a.save_every == 0) {
@@ -186,8 +188,6 @@ void run_train(const TrainArgs& a_in) {
     for (std::int64_t p : dp->gather(static_cast<std::int64_t>(peak))) r.rank_peak_bytes.push_back(static_cast<std::uint64_t>(p));
     r.world_size = world;
     peak = *std::max_element(r.rank_peak_bytes.begin(), r.rank_peak_bytes.end());
-  } else {
-    r.comm_wait_ms.clear();
   }
   r.final_loss = r.losses.back();
   r.peak_bytes = peak;

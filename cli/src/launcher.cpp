@@ -107,23 +107,29 @@ int launch_local_ranks(int nproc) {
   }
 
   // Wait; the first failure stops the job, so no rank is left waiting on a dead peer.
-  int failed_rank = -1, failed_status = 0;
   std::size_t running = pids.size();
   std::vector<bool> done(pids.size(), false);
   std::vector<int> statuses(pids.size(), 0);
+  // The rank whose process ended (recorded in done/statuses), or -1 when none did.
   auto reap = [&](bool block) {
     int status = 0;
-    pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
-    if (pid <= 0) return false;
+    pid_t pid;
+    do {
+      pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
+    } while (pid < 0 && errno == EINTR);
     for (std::size_t r = 0; r < pids.size(); ++r) {
-      if (pids[r] == pid && !done[r]) done[r] = true, statuses[r] = status, --running;
+      if (pids[r] != pid || done[r]) continue;
+      done[r] = true;
+      statuses[r] = status;
+      --running;
+      return static_cast<int>(r);
     }
-    return true;
+    return -1;
   };
   auto wait_for = [&](std::chrono::seconds grace) {
     const auto deadline = std::chrono::steady_clock::now() + grace;
     while (running > 0 && std::chrono::steady_clock::now() < deadline) {
-      if (!reap(false)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (reap(false) < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   };
   // The others usually fail on their own at once (a refused start, a broken connection):
@@ -137,30 +143,20 @@ int launch_local_ranks(int nproc) {
     for (std::size_t r = 0; r < pids.size(); ++r) {
       if (!done[r]) ::kill(pids[r], SIGKILL);
     }
-    while (running > 0 && reap(true)) {
+    while (running > 0 && reap(true) >= 0) {
     }
   };
-  while (running > 0) {
-    int status = 0;
-    pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (std::size_t r = 0; r < pids.size(); ++r) {
-      if (pids[r] != pid || done[r]) continue;
-      done[r] = true;
-      statuses[r] = status;
-      --running;
-      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (!ok && failed_rank < 0) {
-        failed_rank = static_cast<int>(r);
-        failed_status = status;
-        stop_others();
-      }
+  int failed_rank = -1;
+  while (running > 0 && failed_rank < 0) {
+    const int r = reap(true);
+    if (r < 0) break;
+    if (!(WIFEXITED(statuses[r]) && WEXITSTATUS(statuses[r]) == 0)) {
+      failed_rank = r;
+      stop_others();
     }
   }
   if (failed_rank < 0) return 0;
+  const int failed_status = statuses[static_cast<std::size_t>(failed_rank)];
   auto user_error = [](int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 2; };
   if (user_error(statuses[0])) return 2;  // rank 0 printed the one error line
   if (user_error(failed_status)) {

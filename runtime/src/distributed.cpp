@@ -105,16 +105,21 @@ struct DataParallel::Impl {
     }
   }
 
+  // Copies parameter i's gradient into its bucket; the caller holds mu.
+  void take(std::size_t i) {
+    const torch::Tensor& g = params[i].grad();
+    torch::NoGradGuard no_grad;
+    buckets[bucket_of[i]].flat.narrow(0, static_cast<std::int64_t>(offset_of[i]), g.numel()).copy_(g.reshape(-1));
+    ready[i] = 1;
+    --buckets[bucket_of[i]].pending;
+  }
+
   void on_grad_ready(std::size_t i) {
     std::lock_guard<std::mutex> lock(mu);
-    const torch::Tensor& g = params[i].grad();
-    Bucket& b = buckets[bucket_of[i]];
     // Outside a data-parallel step (before_backward not called), or a second call: ignore.
-    if (!g.defined() || b.pending == 0 || ready[i]) return;
-    ready[i] = 1;
-    torch::NoGradGuard no_grad;
-    b.flat.narrow(0, static_cast<std::int64_t>(offset_of[i]), g.numel()).copy_(g.reshape(-1));
-    if (--b.pending == 0) launch_ready();
+    if (!params[i].grad().defined() || buckets[bucket_of[i]].pending == 0 || ready[i]) return;
+    take(i);
+    if (buckets[bucket_of[i]].pending == 0) launch_ready();
   }
 };
 
@@ -244,22 +249,17 @@ double DataParallel::finish_backward() {
     // A gradient whose hook did not run (its AccumulateGrad was replaced) is taken now; one
     // that does not exist is an error, as in PyTorch's DDP.
     std::lock_guard<std::mutex> lock(s.mu);
-    torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < s.buckets.size(); ++i) {
-      Impl::Bucket& b = s.buckets[i];
+    for (const Impl::Bucket& b : s.buckets) {
       if (b.pending == 0) continue;
       for (std::size_t k : b.params) {
         if (s.ready[k]) continue;
-        const torch::Tensor& g = s.params[k].grad();
-        if (!g.defined()) {
+        if (!s.params[k].grad().defined()) {
           throw RunFailure(fmt::format(
               "rank {}: parameter #{} received no gradient in backward; data-parallel training needs "
               "every parameter to take part in the loss",
               env_.rank, k));
         }
-        b.flat.narrow(0, static_cast<std::int64_t>(s.offset_of[k]), g.numel()).copy_(g.reshape(-1));
-        s.ready[k] = 1;
-        --b.pending;
+        s.take(k);
       }
     }
     s.launch_ready();
