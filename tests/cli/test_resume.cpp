@@ -150,6 +150,8 @@ TEST_CASE("train --resume refuses bad state directories and leaves them as they 
   refused(train + state + " --gradient-checkpointing", "was saved for checkpointing 'none'");
   refused("train " + kModel + " --steps 2 --resume " + state, "leaves nothing to train");
   refused("train " + kModel + " --steps 2 --save-every 1", "--save-every needs --save");
+  refused("train " + kModel + " --steps 2 --save " + state + " --save-every -1", "--save-every must not be negative");
+  refused("train " + kModel + " --steps 2 --save " + state + "/LATEST", "exists and is not a directory");
 
   const std::string latest = slurp(state + "/LATEST");
   const std::string file = state + "/" + latest.substr(0, latest.find(' '));

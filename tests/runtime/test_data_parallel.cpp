@@ -137,4 +137,9 @@ TEST_CASE("data-parallel flags and environment are checked", "[torch][ddp]") {
   INFO(no_addr.output);
   CHECK(no_addr.rc == 2);
   CHECK(no_addr.output.find("MASTER_ADDR is not set") != std::string::npos);
+  Run bad_rank = run_command("WORLD_SIZE=2 RANK=two MASTER_ADDR=127.0.0.1 MASTER_PORT=29999 " + tidemark_path() +
+                             " train " + kModel + " --steps 1");
+  INFO(bad_rank.output);
+  CHECK(bad_rank.rc == 2);
+  CHECK(bad_rank.output.find("RANK='two' is not an integer in [0, 1]") != std::string::npos);
 }
