@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,13 @@ namespace tidemark::testing {
 std::string tidemark_path() { return std::string(TIDEMARK_BINARY_DIR) + "/cli/tidemark"; }
 
 Run run_tidemark(const std::string& args) { return run_command(tidemark_path() + " " + args); }
+
+Run run_tidemark_with_fault(const std::string& fault, const std::string& args) {
+  ::setenv("TIDEMARK_FAULT", fault.c_str(), 1);
+  Run r = run_tidemark(args);
+  ::unsetenv("TIDEMARK_FAULT");
+  return r;
+}
 
 Run run_command(const std::string& command) {
   Run r;

@@ -11,6 +11,8 @@ struct Run {
 
 // Runs `tidemark <args>` (args are passed to the shell as written).
 Run run_tidemark(const std::string& args);
+// Runs `tidemark <args>` with TIDEMARK_FAULT=<fault> (core/include/tidemark/core/fault.hpp).
+Run run_tidemark_with_fault(const std::string& fault, const std::string& args);
 // Runs a shell command line; rc is 128 + signal when a signal ended it.
 Run run_command(const std::string& command);
 std::string tidemark_path();

@@ -35,14 +35,6 @@ const std::vector<double>& reference_losses(int steps) {
   return cache[steps] = losses_of(dir + "/r.json");
 }
 
-// Runs with TIDEMARK_FAULT set for this one command.
-Run run_with_fault(const std::string& fault, const std::string& args) {
-  ::setenv("TIDEMARK_FAULT", fault.c_str(), 1);
-  Run r = run_tidemark(args);
-  ::unsetenv("TIDEMARK_FAULT");
-  return r;
-}
-
 // Every file in `dir` with its bytes.
 std::map<std::string, std::string> snapshot(const std::string& dir) {
   std::map<std::string, std::string> out;
@@ -97,7 +89,7 @@ TEST_CASE("a SIGKILL at any point of a save leaves the last completed save resum
     INFO(c.fault);
     const std::string dir = scratch_dir("resume-fault");
     const std::string state = dir + "/state";
-    Run killed = run_with_fault(c.fault, "train " + kModel + " --steps " + std::to_string(kSteps) +
+    Run killed = run_tidemark_with_fault(c.fault, "train " + kModel + " --steps " + std::to_string(kSteps) +
                                              " -q --save " + state + " --save-every 1");
     INFO(killed.output);
     REQUIRE(killed.rc == 128 + 9);  // SIGKILL, as the fault point does

@@ -119,9 +119,7 @@ TEST_CASE("ranks started with different runs are refused at start-up", "[torch][
 }
 
 TEST_CASE("a rank that dies stops the job with an error, not a hang", "[torch][ddp]") {
-  ::setenv("TIDEMARK_FAULT", "train-step:rank1@3", 1);
-  Run r = run_tidemark("train " + kModel + " --nproc 2 --steps 20 -q");
-  ::unsetenv("TIDEMARK_FAULT");
+  Run r = run_tidemark_with_fault("train-step:rank1@3", "train " + kModel + " --nproc 2 --steps 20 -q");
   INFO(r.output);
   CHECK(r.rc == 1);
   CHECK(r.output.find("error: rank 1 of 2 was killed by signal 9") != std::string::npos);
