@@ -72,6 +72,13 @@ void run_train(const TrainArgs& a_in) {
   const std::optional<runtime::DistEnv> env = runtime::dist_env_from_environment();
   if (a.nproc > 1 && !env) {
     a.model.validate();
+    runtime::resolve_device(a.model.device);  // no GPU at all: say so once, before starting anyone
+    const int gpus = static_cast<int>(torch::cuda::device_count());
+    if (a.model.device == "cuda" && gpus > 0 && a.nproc > gpus) {
+      throw UserError(fmt::format("--nproc {} --device cuda needs {} GPUs, one per rank (NCCL does not run two ranks "
+                                  "on one GPU); this machine has {}: use --nproc {} or fewer",
+                                  a.nproc, a.nproc, gpus, gpus));
+    }
     per_rank_config(a.model, a.nproc);  // refuse an indivisible batch before starting anyone
     throw ExitCode{launch_local_ranks(a.nproc)};
   }
@@ -80,10 +87,6 @@ void run_train(const TrainArgs& a_in) {
   a.model.validate();
   a.model = per_rank_config(a.model, world);
   if (rank != 0) a.quiet = true;  // one progress display for the job
-  if (world > 1 && a.model.device == "cuda") {
-    throw UserError("data parallel on CUDA needs ProcessGroupNCCL, which this tidemark does not use yet; "
-                    "train data parallel with --device cpu (Gloo)");
-  }
   if (a.steps <= 0) throw UserError(fmt::format("--steps must be a positive integer, got {}", a.steps));
   if (!a.report_path.empty() && rank == 0) check_writable(a.report_path, "--report");
   a.trace_path = a.trace_path.empty() ? "" : per_rank_path(a.trace_path, rank, world);
@@ -116,7 +119,9 @@ void run_train(const TrainArgs& a_in) {
     cfg.plan = plan->root;
   }
   std::unique_ptr<runtime::DataParallel> dp;
-  if (world > 1) dp = std::make_unique<runtime::DataParallel>(*env);
+  // Under torchrun's environment this process joins the job even alone (WORLD_SIZE=1), as
+  // PyTorch's DDP does; NCCL on CUDA sets this rank's GPU before the model is made.
+  if (env) dp = std::make_unique<runtime::DataParallel>(*env, a.model.device);
   runtime::Trainer trainer(cfg);
   if (plan) runtime::check_plan_matches(*plan, *trainer.model(), a.plan_path);
   if (dp) {
@@ -145,9 +150,9 @@ void run_train(const TrainArgs& a_in) {
                a.model.describe(), trainer.model()->parameter_count(), trainer.data().source(),
                plan ? fmt::format("plan {} ({})", a.plan_path, plan->solver)
                     : (a.gradient_checkpointing ? "every block (Hugging Face style)" : "none"),
-               dp ? fmt::format("; data parallel: {} ranks (this is rank 0; batch per rank), {} gradient "
-                                "buckets, Gloo",
-                                world, dp->bucket_count())
+               dp ? fmt::format("; data parallel: {} rank{} (this is rank 0; batch per rank), {} gradient "
+                                "buckets, {}",
+                                world, world == 1 ? "" : "s", dp->bucket_count(), dp->backend())
                   : "");
   }
   Progress progress("train", a.steps, a.quiet);

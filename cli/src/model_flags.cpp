@@ -33,7 +33,8 @@ void add_model_flags(CLI::App* cmd, ModelConfig& c) {
 void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb) {
   const std::string g = "Data parallel";
   cmd->add_option("--nproc", nproc,
-                  "data-parallel ranks to start on this machine (c10d: TCPStore + Gloo); --batch is then "
+                  "data-parallel ranks to start on this machine (c10d: TCPStore; Gloo on the CPU, NCCL on "
+                  "CUDA with one GPU per rank); --batch is then "
                   "the global batch and each rank trains batch/N of it. Under torchrun, leave it out: "
                   "RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are read from the environment")
       ->capture_default_str()->check(CLI::Range(1, 1024))->group(g);

@@ -36,7 +36,7 @@ std::string report_to_json(const Report& r) {
   doc["step_peak_bytes"] = r.step_peak_bytes;
   doc["recomputes"] = r.recomputes;
   if (r.budget_bytes) doc["budget_bytes"] = *r.budget_bytes;
-  if (r.world_size > 1) {
+  if (r.world_size > 1 || !r.rank_peak_bytes.empty()) {
     doc["world_size"] = r.world_size;
     doc["rank_peak_bytes"] = r.rank_peak_bytes;
     doc["comm_wait_ms"] = r.comm_wait_ms;

@@ -7,9 +7,9 @@
 #include <stdexcept>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "c10d_backends.hpp"
 #include "tidemark/core/error.hpp"
 
 namespace tidemark::runtime {
@@ -86,7 +86,7 @@ struct DataParallel::Impl {
   };
   DistEnv env;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  Comm comm;
   std::vector<torch::Tensor> params;
   std::vector<std::size_t> bucket_of, offset_of;
   std::vector<char> ready;  // per parameter, this backward
@@ -101,7 +101,7 @@ struct DataParallel::Impl {
     while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
       Bucket& b = buckets[next_launch++];
       std::vector<at::Tensor> tensors{b.flat};
-      b.work = pg->allreduce(tensors);
+      b.work = comm.pg->allreduce(tensors);
     }
   }
 
@@ -112,6 +112,10 @@ struct DataParallel::Impl {
     buckets[bucket_of[i]].flat.narrow(0, static_cast<std::int64_t>(offset_of[i]), g.numel()).copy_(g.reshape(-1));
     ready[i] = 1;
     --buckets[bucket_of[i]].pending;
+  }
+
+  ~Impl() {
+    if (comm.shutdown) comm.shutdown();
   }
 
   void on_grad_ready(std::size_t i) {
@@ -142,9 +146,11 @@ class GradReadyHook : public torch::autograd::FunctionPostHook {
 
 }  // namespace
 
-DataParallel::DataParallel(const DistEnv& env) : env_(env), shared_(std::make_shared<Impl>()) {
+DataParallel::DataParallel(const DistEnv& env, const std::string& device)
+    : env_(env), shared_(std::make_shared<Impl>()) {
   Impl& s = *shared_;
   s.env = env;
+  prepare_rank_device(env, device == "cuda");
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(env.master_port);
@@ -153,21 +159,18 @@ DataParallel::DataParallel(const DistEnv& env) : env_(env), shared_(std::make_sh
     so.waitWorkers = true;
     so.timeout = env.timeout;
     s.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    auto opts = c10d::ProcessGroupGloo::Options::create(env.timeout);
-    // As PyTorch does: GLOO_SOCKET_IFNAME picks the interface; a job on one machine uses
-    // the loopback; otherwise the address this machine's hostname resolves to.
-    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-    } else if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost") {
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    } else {
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    }
-    s.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(s.store, env.rank, env.world_size, opts);
   } catch (const std::exception& e) {
     throw UserError(fmt::format("rank {} of {} could not join the job at {}:{} within {} s: {}", env.rank,
                                 env.world_size, env.master_addr, env.master_port,
                                 std::chrono::duration_cast<std::chrono::seconds>(env.timeout).count(), e.what()));
+  }
+  try {
+    s.comm = make_comm(s.store, env, device == "cuda");
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("rank {} of {} could not start its c10d process group: {}", env.rank,
+                                env.world_size, e.what()));
   }
 }
 
@@ -224,6 +227,8 @@ void DataParallel::attach(const std::vector<torch::Tensor>& params, std::int64_t
   }
 }
 
+const std::string& DataParallel::backend() const { return shared_->comm.name; }
+
 std::size_t DataParallel::bucket_count() const { return shared_->buckets.size(); }
 
 std::int64_t DataParallel::bucket_bytes() const {
@@ -243,8 +248,9 @@ void DataParallel::before_backward() {
   s.next_launch = 0;
 }
 
-double DataParallel::finish_backward() {
+void DataParallel::finish_backward() {
   Impl& s = *shared_;
+  s.comm.timer->backward_done();
   {
     // A gradient whose hook did not run (its AccumulateGrad was replaced) is taken now; one
     // that does not exist is an error, as in PyTorch's DDP.
@@ -264,18 +270,17 @@ double DataParallel::finish_backward() {
     }
     s.launch_ready();
   }
-  double waited_ms = 0;
   for (auto& b : s.buckets) {
-    const auto t0 = std::chrono::steady_clock::now();
     try {
-      b.work->wait(env_.timeout);
+      // 0 ms is c10d's "no timeout" (kNoTimeout, whose namespace differs across versions).
+      b.work->wait(s.comm.stream_ordered ? std::chrono::milliseconds(0) : env_.timeout);
     } catch (const std::exception& e) {
       throw RunFailure(fmt::format("rank {}: a gradient all-reduce failed (another rank stopped, or the "
-                                           "network failed): {}",
-                                           env_.rank, e.what()));
+                                   "network failed): {}",
+                                   env_.rank, e.what()));
     }
-    waited_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
+  s.comm.timer->comm_done();
   torch::NoGradGuard no_grad;
   const double inv = 1.0 / env_.world_size;
   for (auto& b : s.buckets) {
@@ -285,21 +290,24 @@ double DataParallel::finish_backward() {
       g.copy_(b.flat.narrow(0, static_cast<std::int64_t>(s.offset_of[k]), g.numel()).view_as(g));
     }
   }
-  return waited_ms;
 }
 
+double DataParallel::last_comm_wait_ms() { return shared_->comm.timer->exposed_ms(); }
+
 double DataParallel::average(double value) {
-  std::vector<at::Tensor> t{torch::tensor({value}, torch::kDouble)};
-  shared_->pg->allreduce(t)->wait(env_.timeout);
+  std::vector<at::Tensor> t{torch::tensor({value}, torch::TensorOptions(torch::kDouble).device(shared_->comm.device))};
+  shared_->comm.pg->allreduce(t)->wait(env_.timeout);
   return t[0].item<double>() / env_.world_size;
 }
 
 std::vector<std::int64_t> DataParallel::gather(std::int64_t value) {
-  std::vector<at::Tensor> t{torch::zeros({env_.world_size}, torch::kLong)};
-  t[0][env_.rank] = value;
-  shared_->pg->allreduce(t)->wait(env_.timeout);
+  torch::Tensor mine = torch::zeros({env_.world_size}, torch::kLong);
+  mine[env_.rank] = value;
+  std::vector<at::Tensor> t{mine.to(shared_->comm.device)};
+  shared_->comm.pg->allreduce(t)->wait(env_.timeout);
+  const torch::Tensor all = t[0].cpu();
   std::vector<std::int64_t> out(static_cast<std::size_t>(env_.world_size));
-  for (int r = 0; r < env_.world_size; ++r) out[static_cast<std::size_t>(r)] = t[0][r].item<std::int64_t>();
+  for (int r = 0; r < env_.world_size; ++r) out[static_cast<std::size_t>(r)] = all[r].item<std::int64_t>();
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "tidemark/runtime/trainer.hpp"
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <chrono>
 #include <cstdlib>
 #include <malloc.h>
@@ -31,7 +32,8 @@ torch::Device resolve_device(const std::string& device) {
           "--device cuda: LibTorch sees no CUDA GPU (this LibTorch may be CPU-only, or no GPU and "
           "driver are present); use --device cpu");
     }
-    return torch::Device(torch::kCUDA, 0);
+    // The current GPU: a data-parallel rank's own (DataParallel sets it from LOCAL_RANK).
+    return torch::Device(torch::kCUDA, c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getDevice().index());
   }
   return torch::Device(torch::kCPU);
 }
@@ -166,7 +168,7 @@ StepStats Trainer::step() {
   torch::Tensor loss = forward_loss(b);
   if (dp_) dp_->before_backward();
   loss.backward();
-  const double comm_wait_ms = dp_ ? dp_->finish_backward() : 0.0;
+  if (dp_) dp_->finish_backward();
   if (trace_) {
     recorder_->finish_backward();
     trace_->after_backward();
@@ -179,7 +181,7 @@ StepStats Trainer::step() {
   b = Batch{};
   s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   s.peak_bytes = ledger.step_peak();
-  s.comm_wait_ms = comm_wait_ms;
+  if (dp_) s.comm_wait_ms = dp_->last_comm_wait_ms();
   if (dp_) s.loss = dp_->average(s.loss);  // after the step's peak: its scalars are not the step's
   if (trace_) trace_->end_step(step_, s.peak_bytes, recorder_->take_ops());
   s.step = step_++;

@@ -1,8 +1,10 @@
 // Data parallel on c10d (Note [data parallel]): N ranks with global batch B train like one
 // process with batch B, with and without checkpointing; each rank's peak stays under the
 // per-rank budget of a plan made for one rank; ranks that disagree are refused at start-up;
-// a rank that dies stops the job with an error instead of a hang. Runs the tidemark binary.
+// a rank that dies stops the job with an error instead of a hang; on CUDA, ranks join
+// through NCCL, one GPU each. Runs the tidemark binary.
 #include <filesystem>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -38,6 +40,12 @@ std::vector<torch::Tensor> saved_parameters(const std::string& dir) {
   return out;
 }
 
+// A port for a job's store that is unlikely to be taken (the launcher finds a free one itself).
+int random_port() {
+  std::mt19937 rng(std::random_device{}());
+  return 20000 + static_cast<int>(rng() % 20000);
+}
+
 double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
   REQUIRE(a.size() == b.size());
   double worst = 0;
@@ -50,7 +58,7 @@ double max_relative_difference(const std::vector<torch::Tensor>& a, const std::v
 
 }  // namespace
 
-TEST_CASE("2 ranks with global batch B train like 1 process with batch B", "[torch][ddp]") {
+TEST_CASE("2 ranks with global batch B train like 1 process with batch B", "[torch][ddp][gloo]") {
   for (const std::string checkpointing : {"", " --gradient-checkpointing"}) {
     INFO("checkpointing:" << checkpointing);
     const std::string dir = scratch_dir("ddp-equivalence");
@@ -77,7 +85,7 @@ TEST_CASE("2 ranks with global batch B train like 1 process with batch B", "[tor
   }
 }
 
-TEST_CASE("each rank's peak stays under the per-rank budget of a plan made for one rank", "[torch][ddp]") {
+TEST_CASE("each rank's peak stays under the per-rank budget of a plan made for one rank", "[torch][ddp][gloo]") {
   const std::string dir = scratch_dir("ddp-plan");
   const std::string model = "--layers 3 --d-model 32 --heads 2 --seq 64 --batch 8 --dropout 0.1";
   REQUIRE(run_tidemark("profile " + model + " --nproc 2 --warmup 1 --iters 1 -q -o " + dir + "/p.json").rc == 0);
@@ -101,10 +109,9 @@ TEST_CASE("each rank's peak stays under the per-rank budget of a plan made for o
   CHECK(file_exists(dir + "/t.rank1.json"));
 }
 
-TEST_CASE("ranks started with different runs are refused at start-up", "[torch][ddp]") {
+TEST_CASE("ranks started with different runs are refused at start-up", "[torch][ddp][gloo]") {
   const std::string dir = scratch_dir("ddp-mismatch");
-  std::mt19937 rng(std::random_device{}());
-  const int port = 20000 + static_cast<int>(rng() % 20000);
+  const int port = random_port();
   // As torchrun would start them, but rank 1 with one more layer.
   const std::string tm = tidemark_path();
   Run r = run_command("export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
@@ -118,7 +125,7 @@ TEST_CASE("ranks started with different runs are refused at start-up", "[torch][
   CHECK(slurp(dir + "/r1.txt").find("[rank 1] error:") != std::string::npos);
 }
 
-TEST_CASE("a rank that dies stops the job with an error, not a hang", "[torch][ddp]") {
+TEST_CASE("a rank that dies stops the job with an error, not a hang", "[torch][ddp][gloo]") {
   Run r = run_tidemark_with_fault("train-step:rank1@3", "train " + kModel + " --nproc 2 --steps 20 -q");
   INFO(r.output);
   CHECK(r.rc == 1);
@@ -140,4 +147,61 @@ TEST_CASE("data-parallel flags and environment are checked", "[torch][ddp]") {
   INFO(bad_rank.output);
   CHECK(bad_rank.rc == 2);
   CHECK(bad_rank.output.find("RANK='two' is not an integer in [0, 1]") != std::string::npos);
+}
+
+TEST_CASE("on CUDA ranks join through NCCL, one GPU each, and train like one process", "[torch][ddp][cuda]") {
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  if (gpus == 0) {
+    WARN("no CUDA GPU visible to LibTorch: skipped");
+    return;
+  }
+  const std::string dir = scratch_dir("ddp-nccl");
+  const std::string common = "train --device cuda " + kModel + " --steps 10";
+  Run one = run_tidemark(common + " -q --save " + dir + "/one --report " + dir + "/one.json");
+  INFO(one.output);
+  REQUIRE(one.rc == 0);
+  // A one-rank job under torchrun's environment takes the whole NCCL path (rendezvous,
+  // process group on this GPU, buckets all-reduced from autograd hooks, averaging) with
+  // nothing to average: it must train exactly like the plain process.
+  Run solo = run_command(fmt::format("WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT={} {} {} "
+                                     "--save {}/solo --report {}/solo.json",
+                                     random_port(), tidemark_path(), common, dir, dir));
+  INFO(solo.output);
+  REQUIRE(solo.rc == 0);
+  CHECK(solo.output.find("data parallel: 1 rank") != std::string::npos);
+  CHECK(solo.output.find("NCCL") != std::string::npos);
+  const auto r1 = report(dir + "/one.json"), rs = report(dir + "/solo.json");
+  CHECK(rs["world_size"] == 1);
+  REQUIRE(rs["comm_wait_ms"].size() == 10);
+  for (const auto& ms : rs["comm_wait_ms"]) CHECK(ms.get<double>() >= 0);
+  const auto l1 = r1["losses"].get<std::vector<double>>(), ls = rs["losses"].get<std::vector<double>>();
+  REQUIRE(ls.size() == l1.size());
+  for (size_t i = 0; i < l1.size(); ++i) CHECK(std::abs(l1[i] - ls[i]) <= 1e-6 * std::abs(l1[i]));
+  CHECK(max_relative_difference(saved_parameters(dir + "/one"), saved_parameters(dir + "/solo")) < 1e-6);
+
+  if (gpus >= 2) {
+    Run two = run_tidemark(common + " -q --nproc 2 --save " + dir + "/two --report " + dir + "/two.json");
+    INFO(two.output);
+    REQUIRE(two.rc == 0);
+    const auto l2 = report(dir + "/two.json")["losses"].get<std::vector<double>>();
+    REQUIRE(l2.size() == l1.size());
+    for (size_t i = 0; i < l1.size(); ++i) CHECK(std::abs(l1[i] - l2[i]) <= 1e-5 * std::abs(l1[i]));
+    CHECK(max_relative_difference(saved_parameters(dir + "/one"), saved_parameters(dir + "/two/rank0")) < 1e-4);
+    CHECK(max_relative_difference(saved_parameters(dir + "/two/rank0"), saved_parameters(dir + "/two/rank1")) == 0);
+  } else {
+    WARN("one GPU: the 2-rank NCCL comparison needs two (NCCL runs one rank per GPU)");
+  }
+
+  // More ranks than GPUs: refused before any rank starts, and a rank whose GPU does not
+  // exist fails at once instead of waiting for its peers.
+  Run too_many = run_tidemark(fmt::format("train --device cuda {} --nproc {} --steps 1", kModel, gpus + 1));
+  INFO(too_many.output);
+  CHECK(too_many.rc == 2);
+  CHECK(too_many.output.find("one per rank") != std::string::npos);
+  Run no_gpu = run_command(fmt::format("WORLD_SIZE={} RANK={} LOCAL_RANK={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                                       "TIDEMARK_DIST_TIMEOUT_S=600 {} train --device cuda {} --steps 1",
+                                       gpus + 1, gpus, gpus, random_port(), tidemark_path(), kModel));
+  INFO(no_gpu.output);
+  CHECK(no_gpu.rc == 2);
+  CHECK(no_gpu.output.find("NCCL runs one rank per GPU") != std::string::npos);
 }

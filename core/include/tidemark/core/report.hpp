@@ -30,7 +30,7 @@ struct Report {
   std::uint64_t recomputes = 0;         // checkpointed segments recomputed in backward
   std::optional<std::uint64_t> budget_bytes;
   std::optional<Prediction> predicted;
-  // Data parallel (written when world_size > 1; config is one rank's, peak_bytes the
+  // Data parallel (written for a c10d job, one rank included; config is one rank's, peak_bytes the
   // largest rank's): each rank's measured peak, and the milliseconds per step rank 0
   // waited for gradient all-reduces after its backward.
   int world_size = 1;

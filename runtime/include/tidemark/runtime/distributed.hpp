@@ -1,7 +1,8 @@
 #pragma once
 // Data-parallel training on PyTorch's c10d: rendezvous through a TCPStore, gradients
-// all-reduced by ProcessGroupGloo in buckets launched from autograd as backward produces
-// them (so communication overlaps the rest of backward), averaged over the ranks.
+// all-reduced (ProcessGroupGloo on the CPU, ProcessGroupNCCL on CUDA, one GPU per rank:
+// LOCAL_RANK) in buckets launched from autograd as backward produces them (so communication
+// overlaps the rest of backward), averaged over the ranks.
 //
 // Note [data parallel]
 // --batch is the global batch: rank r trains rows [r·B/N, (r+1)·B/N) of every step's batch,
@@ -12,7 +13,7 @@
 // profiles and plans with has batch B/N, the bucket buffers (one gradient's worth) are
 // allocated once at start and counted like any tensor, and the plan's budget is per rank.
 // A bucket is launched when all its gradients are ready and all buckets before it are
-// launched, so every rank issues the collectives in the same order (Gloo requires it).
+// launched, so every rank issues the collectives in the same order (Gloo and NCCL require it).
 // Gradients reach the buckets from the parameters' AccumulateGrad nodes, so those of
 // checkpointed segments (returned by the checkpoint Function's backward) arrive exactly as
 // plain ones do.
@@ -51,14 +52,17 @@ std::optional<DistEnv> dist_env_from_environment();
 
 class DataParallel {
  public:
-  // Joins the job (blocks until every rank has, or the timeout). Throws UserError.
-  explicit DataParallel(const DistEnv& env);
+  // Joins the job (blocks until every rank has, or the timeout) with Gloo for `device`
+  // "cpu", NCCL for "cuda" (then GPU LOCAL_RANK becomes the current device: call before
+  // anything is put on a GPU). Throws UserError.
+  DataParallel(const DistEnv& env, const std::string& device);
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
+  const std::string& backend() const;  // "Gloo" or "NCCL"
 
   // Every rank must run the same thing: throws UserError on every rank when a rank's
   // `identity` differs from rank 0's, naming the rank and both values.
@@ -71,10 +75,14 @@ class DataParallel {
   std::int64_t bucket_bytes() const;
 
   // Call before backward and after it; finish_backward waits for the buckets still in
-  // flight, averages, and writes the averaged gradients back. Returns the milliseconds it
-  // waited for communication (what backward did not hide).
+  // flight (on CUDA: makes the stream wait), averages, and writes the averaged gradients
+  // back.
   void before_backward();
-  double finish_backward();
+  void finish_backward();
+  // The milliseconds the last step waited for communication after its backward (what
+  // backward did not hide): on the CPU the host's wait, on CUDA the compute stream's
+  // (timing events; waits for the step's work, so call it after reading the step's loss).
+  double last_comm_wait_ms();
 
   // Mean over the ranks of one number (the step's loss).
   double average(double value);
