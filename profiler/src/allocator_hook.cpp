@@ -4,6 +4,7 @@
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <cstdlib>
 #include <string>
+#include <torch/csrc/profiler/orchestration/observer.h>
 #include <torch/version.h>
 
 namespace tidemark::profiler {
@@ -16,9 +17,18 @@ using TotalT = size_t;
 using TotalT = int64_t;
 #endif
 
-class Hook final : public c10::MemoryReportingInfoBase {
+// Note [hook as profiler state]
+// The PROFILER_STATE slot is where LibTorch's own profilers keep their state, and LibTorch
+// reads whatever is there as a ProfilerStateBase (static_cast): profilerEnabled() reads its
+// config, profilerType() calls a virtual function past MemoryReportingInfoBase's. A bare
+// MemoryReportingInfoBase there would be read past its end whenever LibTorch asks. So the
+// hook is a ProfilerStateBase whose config says disabled: LibTorch's profiler paths see no
+// profiler running, and the allocators still report to it (memoryProfilingEnabled).
+class Hook final : public torch::profiler::impl::ProfilerStateBase {
  public:
-  explicit Hook(c10::DeviceType device) : device_(device) {}
+  explicit Hook(c10::DeviceType device)
+      : ProfilerStateBase(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::Disabled)),
+        device_(device) {}
 
   void reportMemoryUsage(void* ptr, int64_t alloc_size, TotalT /*total_allocated*/,
                          TotalT /*total_reserved*/, c10::Device device) override {
@@ -27,6 +37,9 @@ class Hook final : public c10::MemoryReportingInfoBase {
   }
 
   bool memoryProfilingEnabled() const override { return true; }
+  torch::profiler::impl::ActiveProfilerType profilerType() override {
+    return torch::profiler::impl::ActiveProfilerType::NONE;
+  }
 
  private:
   c10::DeviceType device_;

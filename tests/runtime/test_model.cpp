@@ -1,4 +1,6 @@
 // GPT, data, trainer and the allocator hook (issue: foundation).
+#include <torch/csrc/profiler/orchestration/observer.h>
+
 #include "catch.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/profiler/allocator_hook.hpp"
@@ -35,6 +37,23 @@ TEST_CASE("the hook sees backward allocations", "[torch][hook]") {
   torch::matmul(x, w).sum().backward();
   // w.grad (256 KiB) was allocated during backward and is still live.
   CHECK(ledger.live() - before == 256 * 256 * 4);
+}
+
+TEST_CASE("LibTorch's profiler sees the hook as a disabled profiler state", "[torch][hook]") {
+  // Note [hook as profiler state]: LibTorch reads the slot the hook lives in as its own
+  // profilers' state; what it reads must be a real one that says no profiler is running.
+  namespace impl = torch::profiler::impl;
+  CHECK(impl::ProfilerStateBase::get(/*global=*/false) == nullptr);
+  {
+    profiler::AllocatorHookGuard hook;
+    impl::ProfilerStateBase* state = impl::ProfilerStateBase::get(/*global=*/false);
+    REQUIRE(state != nullptr);
+    CHECK(state->config().disabled());
+    CHECK_FALSE(impl::profilerEnabled());
+    CHECK(impl::profilerType() == impl::ActiveProfilerType::NONE);
+    CHECK(state->memoryProfilingEnabled());  // the allocators still report to it
+  }
+  CHECK(impl::ProfilerStateBase::get(/*global=*/false) == nullptr);
 }
 
 TEST_CASE("the synthetic corpus and its batches are a function of the seed and step", "[torch][data]") {

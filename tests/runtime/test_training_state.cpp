@@ -44,15 +44,19 @@ TEST_CASE("resuming a saved state reproduces the uninterrupted run bit for bit",
     INFO("checkpointing " << checkpointing);
     Trainer whole(config(8, checkpointing));
     const std::vector<double> expected = losses(whole);
+    INFO("trained the whole run");
 
     const std::string dir = fresh_dir("state-exact");
     {
       Trainer first(config(5, checkpointing));
       losses(first);
+      INFO("trained the first part");
       save_training_state(dir, first);
     }
+    INFO("saved the first part");
     Trainer second(config(8, checkpointing));
     REQUIRE(resume_training_state(dir, second) == 5);
+    INFO("resumed");
     const std::vector<double> rest = losses(second);
     REQUIRE(rest.size() == 3);
     for (int i = 0; i < 3; ++i) CHECK(rest[i] == expected[5 + i]);
