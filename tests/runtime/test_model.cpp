@@ -126,6 +126,30 @@ TEST_CASE("TrainingConfig.gradient_checkpointing is applied before training", "[
   CHECK(with[1].loss == without[1].loss);
 }
 
+TEST_CASE("a second checkpointed trainer trains like the first while the first is alive", "[torch][train]") {
+  // Two models in one process (a user comparing settings). The resume test crashes with
+  // LibTorch 2.11 in this situation (README, "On a GPU (NVIDIA H100...)"); this is the
+  // situation without saving or resuming, to tell the two apart on the next GPU run.
+  TrainingConfig cfg;
+  cfg.model.layers = 3;
+  cfg.model.d_model = 32;
+  cfg.model.heads = 2;
+  cfg.model.seq = 32;
+  cfg.model.batch = 2;
+  cfg.model.dropout = 0.3;
+  cfg.steps = 3;
+  cfg.gradient_checkpointing = true;
+  Trainer first(cfg);
+  std::vector<double> a, b;
+  for (const auto& s : first.train()) a.push_back(s.loss);
+  Trainer second(cfg);
+  while (second.steps_done() < cfg.steps) {
+    INFO("second trainer, step " << second.steps_done());
+    b.push_back(second.step().loss);
+  }
+  CHECK(a == b);  // same seed, same batches, same dropout masks
+}
+
 TEST_CASE("bad configurations are refused with UserError", "[torch][train]") {
   TrainingConfig cfg;
   cfg.model.heads = 3;  // does not divide 256
