@@ -2,6 +2,7 @@
 #include <torch/csrc/profiler/orchestration/observer.h>
 
 #include "catch.hpp"
+#include "common/configs.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/runtime/data.hpp"
@@ -104,11 +105,7 @@ TEST_CASE("the loss falls over 30 steps on the synthetic corpus", "[torch][train
 
 TEST_CASE("TrainingConfig.gradient_checkpointing is applied before training", "[torch][train]") {
   TrainingConfig cfg;
-  cfg.model.layers = 2;
-  cfg.model.d_model = 32;
-  cfg.model.heads = 2;
-  cfg.model.seq = 32;
-  cfg.model.batch = 2;
+  cfg.model = testing::gpt_config(2, 32, 2, 32, 2);
   cfg.steps = 2;
   cfg.gradient_checkpointing = true;
   Trainer ckpt(cfg);
@@ -131,12 +128,7 @@ TEST_CASE("a second checkpointed trainer trains like the first while the first i
   // LibTorch 2.11 in this situation (README, "On a GPU (NVIDIA H100...)"); this is the
   // situation without saving or resuming, to tell the two apart on the next GPU run.
   TrainingConfig cfg;
-  cfg.model.layers = 3;
-  cfg.model.d_model = 32;
-  cfg.model.heads = 2;
-  cfg.model.seq = 32;
-  cfg.model.batch = 2;
-  cfg.model.dropout = 0.3;
+  cfg.model = testing::gpt_config(3, 32, 2, 32, 2, 0.3);
   cfg.steps = 3;
   cfg.gradient_checkpointing = true;
   Trainer first(cfg);
