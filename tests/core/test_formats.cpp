@@ -2,6 +2,7 @@
 
 #include "catch.hpp"
 #include "common/fixtures.hpp"
+#include "common/format_error.hpp"
 #include "common/text.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/plan.hpp"
@@ -14,16 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const FormatError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 using testing::contains;
+using testing::format_error_of;
 
 }  // namespace
 
@@ -62,32 +55,32 @@ TEST_CASE("profile reader names the file and field of bad input", "[core]") {
 
   json neg = doc;
   neg["layers"][1]["saved_bytes"] = -5;
-  std::string e = error_of([&] { profile_from_json(neg.dump(), "p.json"); });
+  std::string e = format_error_of([&] { profile_from_json(neg.dump(), "p.json"); });
   CHECK(contains(e, "p.json"));
   CHECK(contains(e, "layers[1].saved_bytes"));
 
   json nan = doc;
   nan["layers"][0]["forward_ms"] = "NaN";
-  CHECK(contains(error_of([&] { profile_from_json(nan.dump(), "p.json"); }), "layers[0].forward_ms"));
+  CHECK(contains(format_error_of([&] { profile_from_json(nan.dump(), "p.json"); }), "layers[0].forward_ms"));
 
   json ver = doc;
   ver["version"] = 2;
-  CHECK(contains(error_of([&] { profile_from_json(ver.dump(), "p.json"); }), "version 2"));
+  CHECK(contains(format_error_of([&] { profile_from_json(ver.dump(), "p.json"); }), "version 2"));
 
   json schema = doc;
   schema["schema"] = "tidemark.report";
-  CHECK(contains(error_of([&] { profile_from_json(schema.dump(), "p.json"); }), "tidemark.report"));
+  CHECK(contains(format_error_of([&] { profile_from_json(schema.dump(), "p.json"); }), "tidemark.report"));
 
   json empty = doc;
   empty["layers"] = json::array();
-  CHECK(contains(error_of([&] { profile_from_json(empty.dump(), "p.json"); }), "zero stages"));
+  CHECK(contains(format_error_of([&] { profile_from_json(empty.dump(), "p.json"); }), "zero stages"));
 
   json stages = doc;
   stages["layers"].erase(1);
-  CHECK(contains(error_of([&] { profile_from_json(stages.dump(), "p.json"); }), "stages"));
+  CHECK(contains(format_error_of([&] { profile_from_json(stages.dump(), "p.json"); }), "stages"));
 
-  CHECK(contains(error_of([&] { profile_from_json("{\"schema\": ", "p.json"); }), "not valid JSON"));
-  CHECK(contains(error_of([&] { profile_from_json("[1,2]", "p.json"); }), "p.json"));
+  CHECK(contains(format_error_of([&] { profile_from_json("{\"schema\": ", "p.json"); }), "not valid JSON"));
+  CHECK(contains(format_error_of([&] { profile_from_json("[1,2]", "p.json"); }), "p.json"));
   CHECK_THROWS_AS(read_profile("/nonexistent/p.json"), UserError);
 }
 
@@ -109,16 +102,16 @@ TEST_CASE("plan round-trips and its tree is validated", "[core]") {
   json doc = json::parse(plan_to_json(p));
   json gap = doc;
   gap["root"]["children"][1]["begin"] = 2;
-  CHECK(contains(error_of([&] { plan_from_json(gap.dump(), "plan.json"); }), "gap"));
+  CHECK(contains(format_error_of([&] { plan_from_json(gap.dump(), "plan.json"); }), "gap"));
   json overlap = doc;
   overlap["root"]["children"][2]["begin"] = 3;
-  CHECK(contains(error_of([&] { plan_from_json(overlap.dump(), "plan.json"); }), "overlap"));
+  CHECK(contains(format_error_of([&] { plan_from_json(overlap.dump(), "plan.json"); }), "overlap"));
   json short_root = doc;
   short_root["profile"]["layers"] = 6;
-  CHECK(contains(error_of([&] { plan_from_json(short_root.dump(), "plan.json"); }), "6 stages"));
+  CHECK(contains(format_error_of([&] { plan_from_json(short_root.dump(), "plan.json"); }), "6 stages"));
   json bad_op = doc;
   bad_op["root"]["children"][0]["op"] = "teleport";
-  CHECK(contains(error_of([&] { plan_from_json(bad_op.dump(), "plan.json"); }), "teleport"));
+  CHECK(contains(format_error_of([&] { plan_from_json(bad_op.dump(), "plan.json"); }), "teleport"));
 }
 
 TEST_CASE("trace and report round-trip and chrome export has spans and counters", "[core]") {
@@ -145,10 +138,10 @@ TEST_CASE("trace and report round-trip and chrome export has spans and counters"
 
   json bad = json::parse(trace_to_json(t));
   bad["spans"][0]["stage"] = 7;
-  CHECK(contains(error_of([&] { trace_from_json(bad.dump(), "t.json"); }), "spans[0].stage"));
+  CHECK(contains(format_error_of([&] { trace_from_json(bad.dump(), "t.json"); }), "spans[0].stage"));
   json ragged = json::parse(trace_to_json(t));
   ragged["memory"]["activation"].erase(0);
-  CHECK(contains(error_of([&] { trace_from_json(ragged.dump(), "t.json"); }), "memory.activation"));
+  CHECK(contains(format_error_of([&] { trace_from_json(ragged.dump(), "t.json"); }), "memory.activation"));
 
   Report r;
   r.steps = 2;
@@ -160,7 +153,7 @@ TEST_CASE("trace and report round-trip and chrome export has spans and counters"
   Report s = report_from_json(report_to_json(r), "r.json");
   CHECK(s.losses == r.losses);
   CHECK(s.predicted->peak_bytes == 120);
-  CHECK(contains(error_of([&] { report_from_json(trace_to_json(t), "r.json"); }), "tidemark.trace"));
+  CHECK(contains(format_error_of([&] { report_from_json(trace_to_json(t), "r.json"); }), "tidemark.trace"));
 }
 
 TEST_CASE("median", "[core]") {

@@ -5,6 +5,8 @@
 
 #include "catch.hpp"
 #include "common/fixtures.hpp"
+#include "common/format_error.hpp"
+#include "common/text.hpp"
 #include "tidemark/core/bytes.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/plan.hpp"
@@ -17,16 +19,8 @@ using nlohmann::json;
 
 namespace {
 
-std::string format_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const FormatError& e) {
-    return e.what();
-  }
-  return "(no FormatError)";
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+using testing::format_error_of;
+using testing::starts_with;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "catch.hpp"
+#include "common/format_error.hpp"
 #include "common/text.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/trace.hpp"
@@ -45,12 +46,7 @@ Trace small_trace() {
 }
 
 std::string error_of(const std::string& text) {
-  try {
-    trace_from_json(text, "t.json");
-  } catch (const FormatError& e) {
-    return e.what();
-  }
-  return "";
+  return testing::format_error_of([&] { trace_from_json(text, "t.json"); });
 }
 
 using testing::contains;
