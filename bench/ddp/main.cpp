@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
       }
     }
     fmt::print("model: {} (global batch); {} rounds of {} steps each way\n\n", model, rounds, steps);
-    fmt::print("| processes | c10d | batch per process | median step ms | step × | comm wait ms (median) | peak per process |\n");
+    fmt::print("| processes | c10d | batch per process | median step ms | step × | comm wait ms (median) | "
+               "peak per process |\n");
     fmt::print("|---:|---|---:|---:|---:|---:|---:|\n");
     const double base = median(one.step_ms);
     auto peaks = [](const Sample& s) {

@@ -70,11 +70,13 @@ void run_train(const TrainArgs& a_in) {
   // Note [data parallel]: with --nproc this process only starts and watches the ranks; a
   // rank (ours or torchrun's) finds its place in the environment.
   const std::optional<runtime::DistEnv> env = runtime::dist_env_from_environment();
+  a.model.validate();
+  // No GPU at all: said once, before starting ranks or joining a job (not as a missing
+  // NCCL, or once per rank).
+  runtime::resolve_device(a.model.device);
   if (a.nproc > 1 && !env) {
-    a.model.validate();
-    runtime::resolve_device(a.model.device);  // no GPU at all: say so once, before starting anyone
     const int gpus = static_cast<int>(torch::cuda::device_count());
-    if (a.model.device == "cuda" && gpus > 0 && a.nproc > gpus) {
+    if (a.model.device == "cuda" && a.nproc > gpus) {
       throw UserError(fmt::format("--nproc {} --device cuda needs {} GPUs, one per rank (NCCL does not run two ranks "
                                   "on one GPU); this machine has {}: use --nproc {} or fewer",
                                   a.nproc, a.nproc, gpus, gpus));
@@ -84,7 +86,6 @@ void run_train(const TrainArgs& a_in) {
   }
   const int world = env ? env->world_size : 1;
   const int rank = env ? env->rank : 0;
-  a.model.validate();
   a.model = per_rank_config(a.model, world);
   if (rank != 0) a.quiet = true;  // one progress display for the job
   if (a.steps <= 0) throw UserError(fmt::format("--steps must be a positive integer, got {}", a.steps));
@@ -190,7 +191,9 @@ void run_train(const TrainArgs& a_in) {
   r.steps = a.steps - start;
   if (dp) {
     // Every rank takes part in the gather; rank 0 writes the job's report.
-    for (std::int64_t p : dp->gather(static_cast<std::int64_t>(peak))) r.rank_peak_bytes.push_back(static_cast<std::uint64_t>(p));
+    for (std::int64_t p : dp->gather(static_cast<std::int64_t>(peak))) {
+      r.rank_peak_bytes.push_back(static_cast<std::uint64_t>(p));
+    }
     r.world_size = world;
     peak = *std::max_element(r.rank_peak_bytes.begin(), r.rank_peak_bytes.end());
   }

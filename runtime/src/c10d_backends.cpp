@@ -23,7 +23,9 @@ namespace {
 class HostTimer : public ExposedCommTimer {
  public:
   void backward_done() override { start_ = std::chrono::steady_clock::now(); }
-  void comm_done() override { ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count(); }
+  void comm_done() override {
+    ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+  }
   double exposed_ms() override { return ms_; }
 
  private:

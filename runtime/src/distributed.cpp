@@ -166,8 +166,6 @@ DataParallel::DataParallel(const DistEnv& env, const std::string& device)
   }
   try {
     s.comm = make_comm(s.store, env, device == "cuda");
-  } catch (const UserError&) {
-    throw;
   } catch (const std::exception& e) {
     throw UserError(fmt::format("rank {} of {} could not start its c10d process group: {}", env.rank,
                                 env.world_size, e.what()));

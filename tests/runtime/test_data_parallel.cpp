@@ -142,6 +142,14 @@ TEST_CASE("data-parallel flags and environment are checked", "[torch][ddp]") {
   INFO(no_addr.output);
   CHECK(no_addr.rc == 2);
   CHECK(no_addr.output.find("MASTER_ADDR is not set") != std::string::npos);
+  if (!torch::cuda::is_available()) {
+    // A torchrun rank asked for CUDA on a machine without a GPU: that is what it is told.
+    Run no_gpu = run_command("WORLD_SIZE=1 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29999 " + tidemark_path() +
+                             " train --device cuda " + kModel + " --steps 1");
+    INFO(no_gpu.output);
+    CHECK(no_gpu.rc == 2);
+    CHECK(no_gpu.output.find("error: --device cuda: LibTorch sees no CUDA GPU") != std::string::npos);
+  }
   Run bad_rank = run_command("WORLD_SIZE=2 RANK=two MASTER_ADDR=127.0.0.1 MASTER_PORT=29999 " + tidemark_path() +
                              " train " + kModel + " --steps 1");
   INFO(bad_rank.output);
