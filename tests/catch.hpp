@@ -4,6 +4,13 @@
 // while the build found the carried v2 package, and the two must not mix.
 #if __has_include(<catch2/catch.hpp>)
 #include <catch2/catch.hpp>
+// Tests use v3's matcher names; v2 calls the substring matcher Contains.
+namespace Catch::Matchers {
+inline StdString::ContainsMatcher ContainsSubstring(const std::string& s,
+                                                    CaseSensitive::Choice cs = CaseSensitive::Yes) {
+  return Contains(s, cs);
+}
+}  // namespace Catch::Matchers
 #else
 #include <catch2/catch_all.hpp>
 using Catch::Approx;

@@ -13,8 +13,5 @@ void add_compare_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 #endif
-#if TIDEMARK_HAVE_VIEWER
-void add_view_command(CLI::App& app);
-#endif
 
 }  // namespace tidemark::cli

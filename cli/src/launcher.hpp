@@ -5,12 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace tidemark::cli {
+#include "run_app.hpp"  // ExitCode
 
-// Thrown by a command that has finished the job itself with this exit code (main returns it).
-struct ExitCode {
-  int code = 0;
-};
+namespace tidemark::cli {
 
 // The program's arguments as main received them (the launcher re-runs them).
 void set_program_args(int argc, char** argv);

@@ -1,16 +1,19 @@
 // tidemark: find the memory high-water mark of a LibTorch training step and lower it.
+#include <cerrno>
 #include <cstdio>
-#include <exception>
+#include <cstdlib>
+#include <cstring>
 #include <string>
-#include <fmt/format.h>
+#include <unistd.h>
+#include <vector>
 
 #include "cli_config.hpp"
 #include "commands.hpp"
 #include "launcher.hpp"
+#include "run_app.hpp"
 #if TIDEMARK_HAVE_TORCH
 #include "tidemark/runtime/trainer.hpp"
 #endif
-#include "tidemark/core/error.hpp"
 
 namespace {
 
@@ -26,15 +29,46 @@ high-water mark with the fastest checkpoint (recompute) plan for a memory budget
 
 Run 'tidemark <command> --help' for the flags of each command.)";
 
+// Note [tidemark-view]: `tidemark view` runs the viewer as its own program, tidemark-view,
+// installed beside this one. The viewer is torch-free by design, and keeping it out of this
+// process matters: Debian's libtorch_cpu 2.6 carries LLVM and exports its C API, so Mesa's
+// llvmpipe, loaded into the same process for the viewer's OpenGL context, binds to torch's
+// LLVM and crashes. exec replaces this process image (LibTorch included) with the viewer's,
+// which also spares loading a gigabyte of LibTorch to look at a trace.
+[[noreturn]] void hand_over_to_viewer(int argc, char** argv) {
+  std::string dir;
+  std::vector<char> self(4096);
+  const ssize_t n = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
+  if (n > 0) {
+    dir.assign(self.data(), static_cast<std::size_t>(n));
+    dir.erase(dir.find_last_of('/') + 1);
+  }
+  const std::string viewer = dir + "tidemark-view";
+  std::vector<char*> args{const_cast<char*>(viewer.c_str())};
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  ::execv(viewer.c_str(), args.data());
+  const int err = errno;
+  if (err == ENOENT) {
+    std::fprintf(stderr,
+                 "error: tidemark view runs %s, which was not built (it needs libimgui-dev, libglfw3-dev, "
+                 "libgl-dev and pkgconf: run scripts/install-deps, then rebuild)\n",
+                 viewer.c_str());
+  } else {
+    std::fprintf(stderr, "error: tidemark view could not start %s: %s\n", viewer.c_str(), std::strerror(err));
+  }
+  std::exit(2);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "view") hand_over_to_viewer(argc, argv);  // Note [tidemark-view]
 #if TIDEMARK_HAVE_TORCH
   tidemark::runtime::tune_cpu_allocator();  // Note [CPU allocator]
   tidemark::runtime::use_all_cores();
 #endif
   tidemark::cli::set_program_args(argc, argv);
-  const std::string rank = tidemark::cli::rank_prefix();
   CLI::App app{kDescription, "tidemark"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tidemark " TIDEMARK_VERSION);
@@ -44,50 +78,14 @@ int main(int argc, char** argv) {
 #if TIDEMARK_HAVE_TORCH
   tidemark::cli::add_profile_command(app);
   tidemark::cli::add_train_command(app);
-#endif
-#if TIDEMARK_HAVE_VIEWER
-  tidemark::cli::add_view_command(app);
-#endif
-#if !TIDEMARK_HAVE_VIEWER
-  if (argc > 1 && std::string(argv[1]) == "view") {
-    std::fprintf(stderr,
-                 "error: this tidemark was built without the viewer (it needs libimgui-dev, "
-                 "libglfw3-dev and libgl-dev; run scripts/install-deps, then rebuild)\n");
-    return 2;
-  }
-#endif
-#if !TIDEMARK_HAVE_TORCH
+#else
   if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "profile")) {
     std::fprintf(stderr, "error: this tidemark was built without LibTorch, so it cannot %s "
                          "(install libtorch-dev and rebuild with -DTIDEMARK_WITH_TORCH=ON)\n", argv[1]);
     return 2;
   }
 #endif
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (what.empty()) what = e.get_name();
-    std::fprintf(stderr, "error: %s\n(run 'tidemark --help' or 'tidemark <command> --help')\n",
-                 what.c_str());
-    return 2;
-  } catch (const tidemark::cli::ExitCode& e) {
-    return e.code;
-  } catch (const tidemark::UserError& e) {
-    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
-    return 2;
-  } catch (const tidemark::RunFailure& e) {
-    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "internal error: %s\n(this is a bug in tidemark; please report it)\n", e.what());
-    return 1;
-  }
-  return 0;
+  // Listed here for --help only: main() hands `view` to tidemark-view before parsing.
+  app.add_subcommand("view", "Show a trace's memory timeline, stage lanes and per-stage table (tidemark-view)");
+  return tidemark::cli::run_app(app, argc, argv, tidemark::cli::rank_prefix());
 }

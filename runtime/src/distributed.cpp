@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -144,6 +145,26 @@ class GradReadyHook : public torch::autograd::FunctionPostHook {
   std::size_t index_;
 };
 
+// Note [TCPStore without libuv]: since LibTorch 2.4 TCPStoreOptions::useLibUV defaults to
+// true, and a LibTorch built without libuv (Debian's) refuses the store at once ("use_libuv
+// was requested but PyTorch was build without libuv support"). The two servers speak the
+// same protocol, so libuv is only a faster server: keep it where the build has it and fall
+// back to the classic one where it is refused. The refusal comes before any socket is
+// opened, so the retry binds the same port.
+c10::intrusive_ptr<c10d::TCPStore> make_store(const std::string& host, c10d::TCPStoreOptions so) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (so.useLibUV) {
+    try {
+      return c10::make_intrusive<c10d::TCPStore>(host, so);
+    } catch (const std::exception& e) {
+      if (std::string_view(e.what()).find("libuv") == std::string_view::npos) throw;
+      so.useLibUV = false;
+    }
+  }
+#endif
+  return c10::make_intrusive<c10d::TCPStore>(host, so);
+}
+
 }  // namespace
 
 DataParallel::DataParallel(const DistEnv& env, const std::string& device)
@@ -158,7 +179,7 @@ DataParallel::DataParallel(const DistEnv& env, const std::string& device)
     so.numWorkers = static_cast<std::size_t>(env.world_size);
     so.waitWorkers = true;
     so.timeout = env.timeout;
-    s.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    s.store = make_store(env.master_addr, so);
   } catch (const std::exception& e) {
     throw UserError(fmt::format("rank {} of {} could not join the job at {}:{} within {} s: {}", env.rank,
                                 env.world_size, env.master_addr, env.master_port,

@@ -55,15 +55,15 @@ TEST_CASE("bad solver options are refused with what to change", "[planner]") {
   SolveOptions zero;
   zero.slots = 0;
   CHECK_THROWS_WITH(solve(c, Solver::Optimal, c.measured_peak, zero),
-                    Catch::Contains("--slots 0 must be at least 1"));
+                    Catch::Matchers::ContainsSubstring("--slots 0 must be at least 1"));
   SolveOptions huge;
   huge.slots = 2000000000;
   const Chain long_chain = chain_from_profile(testing::make_profile(40));
   CHECK_THROWS_WITH(solve(long_chain, Solver::Optimal, 2 * minimum_peak(long_chain), huge),
-                    Catch::Contains("lower --slots"));
+                    Catch::Matchers::ContainsSubstring("lower --slots"));
   Chain big = c;
   big.stages[1].variants[0].saved = std::uint64_t{1} << 62;
-  CHECK_THROWS_WITH(solve(big, Solver::Optimal, c.measured_peak), Catch::Contains("1 EiB"));
+  CHECK_THROWS_WITH(solve(big, Solver::Optimal, c.measured_peak), Catch::Matchers::ContainsSubstring("1 EiB"));
   std::mt19937 rng(1);
   CHECK_THROWS_AS(BruteForce(testing::random_chain(rng, kMaxBruteForceStages + 1)), UserError);
 }

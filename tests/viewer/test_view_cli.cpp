@@ -1,8 +1,9 @@
-// `tidemark view` end to end: bad input gives one "error:" line and exit 2 (no display
-// needed: files are read before a window opens); under Xvfb, --screenshot writes a PNG of
-// the requested size in which the timeline's category colours are present. Without
-// xvfb-run the screenshot cases pass with a warning, as the project's tests do for a
-// missing GPU.
+// The viewer program end to end (tidemark-view, which `tidemark view` runs): bad input
+// gives one "error:" line and exit 2 (no display needed: files are read before a window
+// opens); under Xvfb, --screenshot writes a PNG of the requested size in which the
+// timeline's category colours are present; `tidemark view` hands over to it, and it loads
+// no LibTorch. Without xvfb-run the screenshot cases pass with a warning, as the project's
+// tests do for a missing GPU.
 #include <stb_image.h>
 
 #include <cstdio>
@@ -40,7 +41,8 @@ Run run(const std::string& command) {
   return r;
 }
 
-const std::string kCli = TIDEMARK_CLI;
+const std::string kCli = TIDEMARK_CLI;    // tidemark
+const std::string kView = TIDEMARK_VIEW;  // tidemark-view
 const std::string kDir = std::string(TIDEMARK_BINARY_DIR) + "/test_view_cli";
 
 std::string scratch(const std::string& name) {
@@ -67,8 +69,9 @@ int count_lines_starting(const std::string& text, const std::string& prefix) {
 
 bool have_xvfb_run() { return run("command -v xvfb-run").code == 0; }
 
-std::string under_xvfb(const std::string& args) {
-  return "xvfb-run -a -s \"-screen 0 1600x1000x24\" " + kCli + " " + args;
+// program: kView, or kCli + " view".
+std::string under_xvfb(const std::string& program, const std::string& args) {
+  return "xvfb-run -a -s \"-screen 0 1600x1000x24\" " + program + " " + args;
 }
 
 // Pixels of each colour, exact (the plots are drawn without blending or filtering).
@@ -106,7 +109,7 @@ TEST_CASE("view refuses bad input with one error line and exit 2", "[viewer][cli
   for (const Case& c : cases) {
     const std::string path = scratch(c.name);
     write_text(path, c.content);
-    const Run r = run(kCli + " view " + path);
+    const Run r = run(kView + " " + path);
     INFO(c.name << ": " << r.output);
     CHECK(r.code == 2);
     CHECK(count_lines_starting(r.output, "error: ") == 1);
@@ -114,23 +117,23 @@ TEST_CASE("view refuses bad input with one error line and exit 2", "[viewer][cli
     CHECK(r.output.find(c.expect) != std::string::npos);
   }
   // A bad second trace is refused as well, before any window.
-  const Run second = run(kCli + " view " + good + " " + scratch("truncated.json"));
+  const Run second = run(kView + " " + good + " " + scratch("truncated.json"));
   CHECK(second.code == 2);
   CHECK(second.output.find("truncated.json") != std::string::npos);
 
-  const Run missing = run(kCli + " view " + scratch("nope.json"));
+  const Run missing = run(kView + " " + scratch("nope.json"));
   CHECK(missing.code == 2);
   CHECK(missing.output.find("cannot be read") != std::string::npos);
-  const Run three = run(kCli + " view " + good + " " + good + " " + good);
+  const Run three = run(kView + " " + good + " " + good + " " + good);
   CHECK(three.code == 2);
-  const Run width = run(kCli + " view " + good + " --width 5");
+  const Run width = run(kView + " " + good + " --width 5");
   CHECK(width.code == 2);
   CHECK(width.output.find("--width") != std::string::npos);
-  const Run unwritable = run(kCli + " view " + good + " --screenshot /nonexistent/dir/out.png");
+  const Run unwritable = run(kView + " " + good + " --screenshot /nonexistent/dir/out.png");
   CHECK(unwritable.code == 2);
   CHECK(unwritable.output.find("--screenshot") != std::string::npos);
   // No display and no Xvfb: a clear error that says what to do, not a crash.
-  const Run headless = run("env -u DISPLAY -u WAYLAND_DISPLAY " + kCli + " view " + good);
+  const Run headless = run("env -u DISPLAY -u WAYLAND_DISPLAY " + kView + " " + good);
   CHECK(headless.code == 2);
   CHECK(count_lines_starting(headless.output, "error: ") == 1);
   CHECK(headless.output.find("xvfb-run") != std::string::npos);
@@ -147,7 +150,7 @@ TEST_CASE("view --screenshot under Xvfb: right size, category colours in the tim
   write_trace(trace, generate_trace(o));
   const std::string png = scratch("shot.png");
   std::remove(png.c_str());
-  const Run r = run(under_xvfb("view " + trace + " --screenshot " + png + " --width 1200 --height 800"));
+  const Run r = run(under_xvfb(kView, trace + " --screenshot " + png + " --width 1200 --height 800"));
   INFO(r.output);
   REQUIRE(r.code == 0);
   int w = 0, h = 0;
@@ -178,7 +181,7 @@ TEST_CASE("view compares two traces in one screenshot", "[viewer][cli][xvfb]") {
   const std::string b = scratch("plan.json");
   write_trace(b, generate_trace(o));
   const std::string png = scratch("compare.png");
-  const Run r = run(under_xvfb("view " + a + " " + b + " --screenshot " + png));
+  const Run r = run(under_xvfb(kView, a + " " + b + " --screenshot " + png));
   INFO(r.output);
   REQUIRE(r.code == 0);
   int w = 0, h = 0;
@@ -187,4 +190,58 @@ TEST_CASE("view compares two traces in one screenshot", "[viewer][cli][xvfb]") {
   CHECK(h == 1000);
   CHECK(counts[palette::kCategory[static_cast<int>(MemoryCategory::Activation)]] > 5000);
   CHECK(counts[palette::kRecompute] > 100);  // only B recomputes
+}
+
+TEST_CASE("tidemark view hands over to tidemark-view, which loads no LibTorch", "[viewer][cli]") {
+  // The viewer must not share a process with LibTorch (Note [tidemark-view] in cli/src/main.cpp):
+  // nothing LibTorch ships may be among the viewer's shared libraries.
+  const Run deps = run("ldd " + kView);
+  REQUIRE(deps.code == 0);
+  for (const char* lib : {"libtorch", "libc10"}) {
+    INFO(deps.output);
+    CHECK(deps.output.find(lib) == std::string::npos);
+  }
+
+  const Run help = run(kCli + " view --help");
+  CHECK(help.code == 0);
+  CHECK(help.output.find("tidemark view") != std::string::npos);
+  CHECK(help.output.find("--screenshot") != std::string::npos);
+  const Run listed = run(kCli + " --help");
+  CHECK(listed.output.find("view") != std::string::npos);
+
+  // The same refusal through `tidemark view` as from tidemark-view itself.
+  const std::string bad = scratch("handover-bad.json");
+  write_text(bad, R"({"schema": "tidemark.trace", "version": 2})");
+  const Run refused = run(kCli + " view " + bad);
+  CHECK(refused.code == 2);
+  CHECK(count_lines_starting(refused.output, "error: ") == 1);
+  CHECK(refused.output.find("version 2 is not supported") != std::string::npos);
+
+  // A tidemark without tidemark-view beside it says what is missing and how to get it.
+  const std::string lone_dir = scratch("lone");
+  ::mkdir(lone_dir.c_str(), 0755);
+  REQUIRE(run("cp " + kCli + " " + lone_dir + "/tidemark").code == 0);
+  const Run lone = run(lone_dir + "/tidemark view " + bad);
+  CHECK(lone.code == 2);
+  CHECK(count_lines_starting(lone.output, "error: ") == 1);
+  CHECK(lone.output.find("tidemark-view") != std::string::npos);
+  CHECK(lone.output.find("install-deps") != std::string::npos);
+
+  if (!have_xvfb_run()) {
+    WARN("xvfb-run not found: skipping the screenshot through `tidemark view`");
+    return;
+  }
+  // The case that crashed in Mesa's llvmpipe while LibTorch 2.6 was loaded in the process.
+  TraceGenOptions o;
+  const std::string trace = scratch("handover.json");
+  write_trace(trace, generate_trace(o));
+  const std::string png = scratch("handover.png");
+  std::remove(png.c_str());
+  const Run shot = run(under_xvfb(kCli + " view", trace + " --screenshot " + png + " --width 640 --height 480"));
+  INFO(shot.output);
+  REQUIRE(shot.code == 0);
+  int w = 0, h = 0;
+  colour_counts(png, w, h);
+  CHECK(w == 640);
+  CHECK(h == 480);
 }

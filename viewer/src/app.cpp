@@ -11,6 +11,7 @@
 #include <imgui_impl_opengl3.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cfloat>
 #include <cstdint>
 #include <chrono>
@@ -158,6 +159,14 @@ GlSurface::GlSurface(int width, int height, bool offscreen, const std::string& t
   s.height = height;
   glfwSetErrorCallback(on_glfw_error);
   g_glfw_error.clear();
+#if GLFW_VERSION_MAJOR > 3 || (GLFW_VERSION_MAJOR == 3 && GLFW_VERSION_MINOR >= 4)
+  // GLFW 3.4 picks Wayland or X11 at run time, and its Wayland probe makes libwayland print
+  // an error line on a box without XDG_RUNTIME_DIR (Xvfb, CI) before X11 is tried. With an X
+  // display and no Wayland one, X11 is the answer: ask for it.
+  if (std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY") && glfwPlatformSupported(GLFW_PLATFORM_X11)) {
+    glfwInitHint(GLFW_PLATFORM, GLFW_PLATFORM_X11);
+  }
+#endif
   if (!glfwInit()) {
     throw UserError(fmt::format(
         "cannot open a window: {}. Without a display, run it under Xvfb: xvfb-run -a -s \"-screen 0 {}x{}x24\" "

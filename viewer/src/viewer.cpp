@@ -68,9 +68,17 @@ void Viewer::draw() {
   s.cursor_t = s.next_cursor_t;
   s.next_cursor_t.reset();
   if (!io.WantTextInput) {
-    if (ImGui::IsKeyPressed('R', false)) s.reload_requested = true;
-    if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Home), false)) s.time.set(s.time.limit_begin(), s.time.limit_end());
-    if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape), false)) {
+    // Dear ImGui 1.87 made keys an enum (ImGuiKey_R ...) and later releases drop the old
+    // backend key indices; 1.86 (Debian 12) has only those, where GLFW's code for a letter
+    // is its ASCII capital.
+#if IMGUI_VERSION_NUM >= 18700
+    const ImGuiKey kKeyR = ImGuiKey_R, kKeyHome = ImGuiKey_Home, kKeyEscape = ImGuiKey_Escape;
+#else
+    const int kKeyR = 'R', kKeyHome = ImGui::GetKeyIndex(ImGuiKey_Home), kKeyEscape = ImGui::GetKeyIndex(ImGuiKey_Escape);
+#endif
+    if (ImGui::IsKeyPressed(kKeyR, false)) s.reload_requested = true;
+    if (ImGui::IsKeyPressed(kKeyHome, false)) s.time.set(s.time.limit_begin(), s.time.limit_end());
+    if (ImGui::IsKeyPressed(kKeyEscape, false)) {
       s.selection = RangeSelection{};
       s.selected_stage = -1;
     }
