@@ -28,6 +28,12 @@ void add_model_flags(CLI::App* cmd, ModelConfig& c) {
       ->capture_default_str()
       ->group(g);
   cmd->add_option("--device", c.device, "cpu or cuda")->capture_default_str()->group(g);
+  cmd->add_option("--attention", c.attention,
+                  "naive (B*H*T^2 scores and probabilities kept for backward), chunked (query blocks: "
+                  "nothing T^2 kept, rebuilt in backward) or sdpa (at::scaled_dot_product_attention, "
+                  "LibTorch >= 2.1)")
+      ->capture_default_str()
+      ->group(g);
 }
 
 void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb) {

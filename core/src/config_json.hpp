@@ -9,7 +9,7 @@ inline json config_to_json(const ModelConfig& c) {
   return json{{"layers", c.layers},   {"d_model", c.d_model}, {"heads", c.heads},
               {"seq", c.seq},         {"batch", c.batch},     {"vocab", c.vocab},
               {"dropout", c.dropout}, {"seed", c.seed},       {"dtype", c.dtype},
-              {"device", c.device}};
+              {"device", c.device}, {"attention", c.attention}};
 }
 
 inline ModelConfig config_from_json(const JsonView& v) {
@@ -24,6 +24,7 @@ inline ModelConfig config_from_json(const JsonView& v) {
   if (auto s = v.get("seed")) c.seed = s->u64();
   c.dtype = v.at("dtype").str();
   c.device = v.at("device").str();
+  if (auto a = v.get("attention")) c.attention = a->str();  // files from before --attention: naive
   try {
     c.validate();
   } catch (const std::exception& e) {

@@ -31,6 +31,9 @@ void ModelConfig::validate() const {
   if (dtype != "float32" && dtype != "bfloat16") {
     throw UserError(fmt::format("--dtype '{}' is not supported; use float32 or bfloat16", dtype));
   }
+  if (attention != "naive" && attention != "chunked" && attention != "sdpa") {
+    throw UserError(fmt::format("--attention '{}' does not exist; use naive, chunked or sdpa", attention));
+  }
   if (device != "cpu" && device != "cuda") {
     throw UserError(fmt::format("--device '{}' is not supported; use cpu or cuda", device));
   }
@@ -38,15 +41,18 @@ void ModelConfig::validate() const {
 
 std::string ModelConfig::digest() const {
   // Dropout enters only as on/off: masks exist or not, their size does not depend on p.
+  // Naive attention adds nothing, so digests of files made before --attention still match.
   return fnv1a_hex(fmt::format("gpt;layers={};d_model={};heads={};seq={};batch={};vocab={};"
-                               "dropout={};dtype={};device={}",
+                               "dropout={};dtype={};device={}{}",
                                layers, d_model, heads, seq, batch, vocab, dropout > 0 ? 1 : 0,
-                               dtype, device));
+                               dtype, device, attention == "naive" ? "" : ";attention=" + attention));
 }
 
 std::string ModelConfig::describe() const {
-  return fmt::format("{} layers, d_model {}, {} heads, seq {}, batch {}, vocab {}, dropout {:g}, {} on {}",
-                     layers, d_model, heads, seq, batch, vocab, dropout, dtype, device);
+  // Naive attention is not named, so identities of states saved before --attention match.
+  return fmt::format("{} layers, d_model {}, {} heads, seq {}, batch {}, vocab {}, dropout {:g}, {}{} on {}",
+                     layers, d_model, heads, seq, batch, vocab, dropout,
+                     attention == "naive" ? "" : attention + " attention, ", dtype, device);
 }
 
 std::string fnv1a_hex(const std::string& text) {

@@ -14,6 +14,26 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
                         const torch::Tensor& causal, double p, bool train,
                         BlockVariant::Attention mode, int stage);
 
+// Note [chunked attention]
+// Causal attention that never holds a B·H·T² tensor, for LibTorch without a fused kernel
+// (1.13): the queries go in blocks of kAttentionBlock; a block's scores, softmax, dropout
+// noise and P·V live only while that block is computed, so the transient peak is
+// O(B·H·T·kAttentionBlock). An autograd Function keeps q, k, v and the output, and its
+// backward rebuilds each block's probabilities (softmax of the same matmul, bit for bit)
+// and its dropout noise (the generator's state before the forward's first draw is kept and
+// restored for the replay, then the current state is put back). The softmax backward needs
+// rowsum(dP∘P) per query, which equals rowsum(dO∘O): computed once from the kept output.
+// The output is returned as [B, T, H, D] so that merging the heads is a view of it: what the
+// Function keeps of it is what the out-projection keeps anyway. Saved bytes: the naive
+// block's count without its T² terms, plus the generator states with dropout (Note [saved
+// bytes of a block], gpt.hpp).
+constexpr std::int64_t kAttentionBlock = 128;
+
+// Causal attention of q, k, v ([B, H, T, D], q already scaled) with dropout p, returning
+// [B, T, H, D] (contiguous).
+torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& causal, double p, bool train);
+
 // fc_out(gelu(fc(u))).
 torch::Tensor mlp(const torch::Tensor& u, torch::nn::Linear& fc, torch::nn::Linear& fc_out,
                   BlockVariant::Mlp mode, int stage);

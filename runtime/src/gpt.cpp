@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "block_ops.hpp"
+#include "tidemark/core/error.hpp"
 
 namespace tidemark::runtime {
 
@@ -22,6 +23,16 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
   const std::uint64_t btc = B * T * C, bht2 = B * H * T * T, bt = B * T;
   const bool dropout = c.dropout > 0;
   std::uint64_t bytes = dropout ? 62 * btc + 9 * bht2 + 16 * bt : 60 * btc + 4 * bht2 + 16 * bt;
+  if (c.attention == "chunked") {
+    // Nothing T² is kept (Note [chunked attention]); with dropout, the generator states the
+    // backward replays the noise from, as a checkpoint keeps them.
+    bytes -= dropout ? 9 * bht2 : 4 * bht2;
+    if (dropout) bytes += checkpoint_state_bytes(torch::Device(c.device));
+  } else if (c.attention == "sdpa") {
+    // The fused kernel (no dropout) keeps its output, laid out [B, T, H, D] so that the merged
+    // heads are a view of it, and a float log-sum-exp per query and head.
+    bytes = bytes - 4 * bht2 + 4 * B * H * T;
+  }
   // What each variant frees: Note [block variants].
   switch (variant.attention) {
     case BlockVariant::Attention::Dropout: bytes -= dropout ? 4 * bht2 : 0; break;
@@ -49,7 +60,7 @@ void init_linear(torch::nn::Linear& l, double std) {
 // ---------------------------------------------------------------- Block
 
 BlockImpl::BlockImpl(const ModelConfig& c, torch::Tensor causal_mask)
-    : heads_(c.heads), dropout_(c.dropout), mask_(std::move(causal_mask)) {
+    : heads_(c.heads), dropout_(c.dropout), attention_(c.attention), mask_(std::move(causal_mask)) {
   const std::int64_t C = c.d_model;
   ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C})));
   qkv = register_module("qkv", torch::nn::Linear(C, 3 * C));
@@ -87,9 +98,20 @@ torch::Tensor BlockImpl::forward_variant(const torch::Tensor& x, const BlockVari
   auto k = parts[1].view({B, T, H, D}).transpose(1, 2).contiguous();
   auto v = parts[2].view({B, T, H, D}).transpose(1, 2).contiguous();
   q.mul_(1.0 / std::sqrt(static_cast<double>(D)));  // scale the small tensor, not the scores
-  auto heads = block_ops::attention(q, k, v, mask_.slice(0, 0, T).slice(1, 0, T), dropout_, train,
-                                    variant.attention, stage);
-  auto y = heads.transpose(1, 2).contiguous().view({B, T, C});
+  const torch::Tensor causal = mask_.slice(0, 0, T).slice(1, 0, T);
+  torch::Tensor y;
+  if (attention_ == "chunked") {
+    y = block_ops::chunked_attention(q, k, v, causal, dropout_, train).view({B, T, C});
+  } else if (attention_ == "sdpa") {
+#if TIDEMARK_HAVE_SDPA
+    auto heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout_ : 0.0, /*is_causal=*/true,
+                                                  /*scale=*/1.0);
+    y = heads.transpose(1, 2).contiguous().view({B, T, C});
+#endif
+  } else {
+    auto heads = block_ops::attention(q, k, v, causal, dropout_, train, variant.attention, stage);
+    y = heads.transpose(1, 2).contiguous().view({B, T, C});
+  }
   auto x1 = x + mask_dropout(attn_out(y), dropout_, train);
   return x1 + mask_dropout(block_ops::mlp(ln2(x1), fc, fc_out, variant.mlp, stage), dropout_, train);
 }
@@ -98,6 +120,13 @@ torch::Tensor BlockImpl::forward_variant(const torch::Tensor& x, const BlockVari
 
 GPTImpl::GPTImpl(const ModelConfig& c) : config_(c) {
   c.validate();
+#if !TIDEMARK_HAVE_SDPA
+  if (c.attention == "sdpa") {
+    throw UserError(fmt::format("--attention sdpa needs LibTorch 2.1 or later (at::scaled_dot_product_attention); "
+                                "this build has LibTorch {}: use --attention chunked, which keeps no T² tensor either",
+                                TORCH_VERSION));
+  }
+#endif
   const std::int64_t C = c.d_model;
   tok_emb = register_module("tok_emb", torch::nn::Embedding(c.vocab, C));
   pos_emb = register_module("pos_emb", torch::nn::Embedding(c.seq, C));
@@ -160,8 +189,9 @@ torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageC
                                  const std::string& variant) {
   const bool block = is_block(k);
   auto parsed = BlockVariant::parse(variant);
-  TORCH_CHECK(parsed && (block || parsed->is_full()), "GPT stage ", stage_name(k),
-              " has no variant '", variant, "'");
+  TORCH_CHECK(parsed && (block || parsed->is_full()) &&
+                  (config_.attention == "naive" || parsed->attention == BlockVariant::Attention::Full),
+              "GPT stage ", stage_name(k), " has no variant '", variant, "'");
   if (k == 0) return embed(input);
   if (!block) return head_loss(input, ctx.targets);
   return blocks[k - 1]->as<BlockImpl>()->forward_variant(input, *parsed, k);
@@ -170,7 +200,11 @@ torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageC
 std::vector<std::string> GPTImpl::stage_variants(int k) const {
   std::vector<std::string> out;
   if (!is_block(k)) return out;
-  for (const auto& v : BlockVariant::all(config_.dropout > 0)) out.push_back(v.name());
+  for (const auto& v : BlockVariant::all(config_.dropout > 0)) {
+    // The attention variants rebuild T² tensors that chunked and sdpa attention never keep.
+    if (config_.attention != "naive" && v.attention != BlockVariant::Attention::Full) continue;
+    out.push_back(v.name());
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include "common/configs.hpp"
 #include "common/profile_gpt.hpp"
 #include "tidemark/planner/simulator.hpp"
+#include "tidemark/runtime/gpt.hpp"
 #include "tidemark/runtime/profiling.hpp"
 
 using namespace tidemark;
@@ -24,19 +25,38 @@ double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 
 
 }  // namespace
 
+// Each attention kind on shapes its count covers: sdpa's fused kernel runs without dropout
+// only, and chunked attention also on a sequence of several query blocks.
+std::vector<ModelConfig> saved_bytes_shapes() {
+  std::vector<ModelConfig> out;
+  for (const char* attention : {"naive", "chunked", "sdpa"}) {
+    if (std::string(attention) == "sdpa" && !TIDEMARK_HAVE_SDPA) continue;
+    std::vector<ModelConfig> shapes = {shape(2, 32, 64, 4), shape(4, 64, 32, 2), shape(2, 48, 96, 6, 0.0),
+                                       shape(3, 16, 128, 8)};
+    if (std::string(attention) == "chunked") shapes.push_back(shape(1, 300, 32, 2));
+    for (ModelConfig c : shapes) {
+      if (std::string(attention) == "sdpa" && c.dropout > 0) c.dropout = 0;
+      c.attention = attention;
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 TEST_CASE("block saved bytes, plain and of every variant, match the analytic count", "[torch][profiler]") {
-  for (const auto& c : {shape(2, 32, 64, 4), shape(4, 64, 32, 2), shape(2, 48, 96, 6, 0.0),
-                        shape(3, 16, 128, 8)}) {
+  for (const auto& c : saved_bytes_shapes()) {
     INFO(c.describe());
     ProfileRun run = profile(c);
     const std::uint64_t analytic = analytic_block_saved_bytes(c);
+    const std::size_t variants = GPT(c)->stage_variants(1).size();
+    CHECK(variants == (c.attention == "naive" ? BlockVariant::all(c.dropout > 0).size() : 2));
     for (const auto& l : run.profile.layers) {
       if (l.kind != "block") continue;
       INFO(l.name << " measured " << l.saved_bytes << " analytic " << analytic);
       CHECK(rel(static_cast<double>(l.saved_bytes), static_cast<double>(analytic)) < 0.02);
       CHECK(l.output_bytes == static_cast<std::uint64_t>(c.batch * c.seq * c.d_model * 4));
       // Every variant is measured, and keeps what Note [block variants] says.
-      CHECK(l.variants.size() == BlockVariant::all(c.dropout > 0).size());
+      CHECK(l.variants.size() == variants);
       for (const auto& v : l.variants) {
         auto parsed = BlockVariant::parse(v.name);
         REQUIRE(parsed);
@@ -46,6 +66,26 @@ TEST_CASE("block saved bytes, plain and of every variant, match the analytic cou
         CHECK(v.saved_bytes < l.saved_bytes);
       }
     }
+  }
+}
+
+TEST_CASE("chunked attention holds no B*H*T^2 tensor, forward or backward", "[torch][profiler]") {
+  // Sequence 512 is four query blocks: a block's transients are a quarter of one T² tensor.
+  for (double dropout : {0.0, 0.1}) {
+    ModelConfig c = shape(1, 512, 32, 4, dropout);
+    ModelConfig naive = c;
+    c.attention = "chunked";
+    INFO(c.describe());
+    const std::uint64_t t2 = static_cast<std::uint64_t>(c.batch * c.heads * c.seq * c.seq * 4);
+    const StageProfile chunked_block = profile(c).profile.layers[1];
+    const StageProfile naive_block = profile(naive).profile.layers[1];
+    CHECK(chunked_block.saved_bytes < t2 / 4);
+    CHECK(chunked_block.forward_peak_bytes < t2);
+    CHECK(chunked_block.backward_peak_bytes < t2);
+    // The naive block keeps at least the probabilities and makes them in forward and backward.
+    CHECK(naive_block.saved_bytes > t2);
+    CHECK(naive_block.forward_peak_bytes > t2);
+    CHECK(naive_block.backward_peak_bytes > t2);
   }
 }
 

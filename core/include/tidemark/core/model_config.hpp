@@ -17,6 +17,10 @@ struct ModelConfig {
   std::uint64_t seed = 1234;
   std::string dtype = "float32";  // or "bfloat16" (CPU autocast)
   std::string device = "cpu";     // or "cuda"
+  // How a block computes attention: "naive" (scores and probabilities as B·H·T² tensors),
+  // "chunked" (query blocks, nothing T² kept: Note [chunked attention]) or "sdpa"
+  // (at::scaled_dot_product_attention, LibTorch >= 2.1).
+  std::string attention = "naive";
 
   // Throws UserError with the offending flag named (--heads must divide --d-model, ...).
   void validate() const;

@@ -25,11 +25,19 @@
 // accuracy test compares it with what it measures.
 #include <cstdint>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "tidemark/core/model_config.hpp"
 #include "tidemark/runtime/block_variants.hpp"
 #include "tidemark/runtime/chain.hpp"
 #include "tidemark/runtime/gradient_checkpointing.hpp"
+
+// at::scaled_dot_product_attention with its `scale` argument (--attention sdpa).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define TIDEMARK_HAVE_SDPA 1
+#else
+#define TIDEMARK_HAVE_SDPA 0
+#endif
 
 namespace tidemark::runtime {
 
@@ -56,6 +64,7 @@ class BlockImpl : public torch::nn::Module, public GradientCheckpointingLayer {
  private:
   std::int64_t heads_;
   double dropout_;
+  std::string attention_;  // ModelConfig::attention
   torch::Tensor mask_;  // [T, T] bool, true above the diagonal; shared by all blocks
 };
 TORCH_MODULE(Block);

@@ -1,0 +1,141 @@
+// Memory-efficient causal attention with ATen ops (Note [chunked attention] in block_ops.hpp).
+// Sections: the blockwise loop shared by forward and backward; the autograd Function; the
+// entry point.
+#include <limits>
+
+#include "autocast_state.hpp"
+#include "block_ops.hpp"
+#include "rng_state.hpp"
+
+namespace tidemark::runtime::block_ops {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// ---------------------------------------------------------------- the blockwise loop
+
+// Query block [i0, i1) attends to keys [0, i1) (causal: nothing after i1 - 1 is visible).
+struct QueryBlock {
+  std::int64_t i0, i1;
+};
+
+std::vector<QueryBlock> query_blocks(std::int64_t T) {
+  std::vector<QueryBlock> out;
+  for (std::int64_t i0 = 0; i0 < T; i0 += kAttentionBlock) out.push_back({i0, std::min(T, i0 + kAttentionBlock)});
+  return out;
+}
+
+// The block's probabilities softmax(q_b·k_[0,i1)ᵀ masked), as the naive path computes them.
+at::Tensor block_probs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& causal, const QueryBlock& b) {
+  auto scores = at::matmul(q.slice(2, b.i0, b.i1), k.slice(2, 0, b.i1).transpose(-2, -1));
+  scores.masked_fill_(causal.slice(0, b.i0, b.i1).slice(1, 0, b.i1), -std::numeric_limits<float>::infinity());
+  return at::softmax(scores, -1);
+}
+
+// Dropout noise (0 or 1/(1-p)) for the block, drawn from the default generator; the same
+// generator state gives the same noise, block after block.
+at::Tensor block_noise(const at::Tensor& probs, double p) {
+  return at::empty_like(probs).bernoulli_(1.0 - p).div_(1.0 - p);
+}
+
+// out[B, T, H, D] (contiguous: the layout the block merges heads from, so the merged heads
+// share its storage) viewed as [B, H, T, D].
+at::Tensor heads_view(const at::Tensor& out) { return out.permute({0, 2, 1, 3}); }
+
+// Forward over every query block; `out` is allocated from the first block's result so that
+// autocast's dtype carries over.
+at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& causal,
+                           double p, bool dropout) {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  at::Tensor out;
+  for (const QueryBlock& b : query_blocks(T)) {
+    auto probs = block_probs(q, k, causal, b);
+    if (dropout) probs.mul_(block_noise(probs, p));
+    auto part = at::matmul(probs, v.slice(2, 0, b.i1));
+    probs = at::Tensor();
+    if (!out.defined()) out = at::empty({B, T, H, D}, part.options());
+    heads_view(out).slice(2, b.i0, b.i1).copy_(part);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- autograd Function
+
+struct RngCapsule : torch::CustomClassHolder {
+  RngSnapshot rng;  // the generators before the forward drew its first dropout noise
+  AutocastState autocast;
+  at::Tensor causal;
+  double p = 0;
+  bool dropout = false;
+};
+
+struct ChunkedAttention : torch::autograd::Function<ChunkedAttention> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& causal, double p, bool dropout) {
+    auto s = c10::make_intrusive<RngCapsule>();
+    if (dropout) s->rng = take_rng(q.device());
+    s->autocast = AutocastState::current();
+    s->causal = causal;
+    s->p = p;
+    s->dropout = dropout;
+    ctx->saved_data["state"] = c10::IValue::make_capsule(s);
+    auto out = chunked_forward(q, k, v, causal, p, dropout);
+    ctx->save_for_backward({q, k, v, out});
+    return out;
+  }
+
+  // Per query block: rebuild the probabilities (and the same dropout noise), then the
+  // softmax backward with the row sums rowsum(dO∘O), which equal rowsum(dP∘P) for the
+  // dropped-out P, so no T² tensor outlives its block.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = c10::static_intrusive_pointer_cast<RngCapsule>(ctx->saved_data["state"].toCapsule());
+    ctx->saved_data.clear();
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
+    AutocastRestore autocast(s->autocast);
+    const at::Tensor grad_heads = heads_view(grads[0]);
+    const at::Tensor row = (grad_heads * heads_view(saved[3])).sum(-1, /*keepdim=*/true).to(q.scalar_type());
+    auto dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
+    // The forward's noise is drawn again from the forward's generator state; the state the
+    // rest of the run sees is put back afterwards.
+    RngSnapshot now;
+    if (s->dropout) {
+      now = take_rng(q.device());
+      restore_rng(s->rng);
+    }
+    for (const QueryBlock& b : query_blocks(q.size(2))) {
+      const at::Tensor qb = q.slice(2, b.i0, b.i1), kb = k.slice(2, 0, b.i1), vb = v.slice(2, 0, b.i1);
+      const at::Tensor go = grad_heads.slice(2, b.i0, b.i1).to(vb.scalar_type());
+      auto probs = block_probs(q, k, s->causal, b);
+      at::Tensor noise = s->dropout ? block_noise(probs, s->p) : at::Tensor();
+      auto dropped = s->dropout ? probs * noise : probs;
+      dv.slice(2, 0, b.i1).add_(at::matmul(dropped.transpose(-2, -1).to(go.scalar_type()), go));
+      dropped = at::Tensor();
+      auto grad_probs = at::matmul(go, vb.transpose(-2, -1)).to(probs.scalar_type());
+      if (noise.defined()) grad_probs.mul_(noise);
+      noise = at::Tensor();
+      // softmax backward: P∘(dP - rowsum(dP∘P)); masked entries have P = 0.
+      auto grad_scores = grad_probs.sub_(row.slice(2, b.i0, b.i1)).mul_(probs);
+      probs = at::Tensor();
+      dq.slice(2, b.i0, b.i1).copy_(at::matmul(grad_scores.to(kb.scalar_type()), kb));
+      dk.slice(2, 0, b.i1).add_(at::matmul(grad_scores.transpose(-2, -1).to(qb.scalar_type()), qb));
+    }
+    if (s->dropout) restore_rng(now);
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- entry point
+
+torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& causal, double p, bool train) {
+  const bool dropout = train && p > 0.0;
+  const bool graph = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (graph) return ChunkedAttention::apply(q, k, v, causal, p, dropout);
+  return chunked_forward(q, k, v, causal, p, dropout);
+}
+
+}  // namespace tidemark::runtime::block_ops

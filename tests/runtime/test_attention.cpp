@@ -1,0 +1,151 @@
+// Attention kinds (--attention): chunked attention against the naive formula, with and
+// without dropout, alone and inside the GPT block; sdpa where LibTorch has it.
+#include "catch.hpp"
+#include "common/configs.hpp"
+#include "tidemark/runtime/gpt.hpp"
+// White-box: the op and its query-block size, which the dropout reference replays.
+#include "../../runtime/src/block_ops.hpp"
+
+using namespace tidemark;
+using namespace tidemark::runtime;
+
+namespace {
+
+// max |a - b| / max |b|: the relative error of a whole tensor.
+double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
+  const double scale = std::max(b.abs().max().item<double>(), 1e-30);
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+struct Grads {
+  torch::Tensor out, q, k, v;
+};
+
+// loss = sum(out * w) through `attend`, which returns [B, H, T, D].
+template <class F>
+Grads run(const torch::Tensor& q0, const torch::Tensor& k0, const torch::Tensor& v0, const torch::Tensor& w, F attend) {
+  auto q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true), v = v0.clone().requires_grad_(true);
+  auto out = attend(q, k, v);
+  (out * w).sum().backward();
+  return {out.detach(), q.grad(), k.grad(), v.grad()};
+}
+
+torch::Tensor causal_mask(std::int64_t T) { return torch::ones({T, T}, torch::kBool).triu(1); }
+
+// The naive formula, with dropout noise `noise` ([B, H, T, T], 0 or 1/(1-p)) when defined.
+torch::Tensor naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& causal,
+                    const torch::Tensor& noise) {
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).masked_fill(causal, -std::numeric_limits<float>::infinity());
+  auto probs = torch::softmax(scores, -1);
+  if (noise.defined()) probs = probs * noise;
+  return torch::matmul(probs, v);
+}
+
+torch::Tensor chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                      const torch::Tensor& causal, double p) {
+  return block_ops::chunked_attention(q, k, v, causal, p, /*train=*/true).permute({0, 2, 1, 3});
+}
+
+// The noise chunked attention draws: block after block from the generator's current state.
+torch::Tensor replay_noise(std::int64_t B, std::int64_t H, std::int64_t T, double p) {
+  auto noise = torch::zeros({B, H, T, T});
+  for (std::int64_t i0 = 0; i0 < T; i0 += block_ops::kAttentionBlock) {
+    const std::int64_t i1 = std::min(T, i0 + block_ops::kAttentionBlock);
+    noise.slice(2, i0, i1).slice(3, 0, i1).copy_(torch::empty({B, H, i1 - i0, i1}).bernoulli_(1.0 - p).div_(1.0 - p));
+  }
+  return noise;
+}
+
+torch::Tensor cpu_rng_state() { return at::detail::getDefaultCPUGenerator().get_state(); }
+
+}  // namespace
+
+TEST_CASE("chunked attention equals naive attention, output and gradients, without dropout", "[torch][attention]") {
+  for (std::int64_t T : {50, 256, 300}) {  // one partial block, whole blocks, a partial last block
+    INFO("T = " << T);
+    torch::manual_seed(3);
+    const std::int64_t B = 2, H = 3, D = 16;
+    auto q = torch::randn({B, H, T, D}) * 0.5, k = torch::randn({B, H, T, D}), v = torch::randn({B, H, T, D});
+    auto w = torch::randn({B, H, T, D});
+    const auto causal = causal_mask(T);
+    Grads ref = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, {}); });
+    Grads got = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return chunked(a, b, c, causal, 0.0); });
+    CHECK(rel_err(got.out, ref.out) < 1e-5);
+    CHECK(rel_err(got.q, ref.q) < 1e-5);
+    CHECK(rel_err(got.k, ref.k) < 1e-5);
+    CHECK(rel_err(got.v, ref.v) < 1e-5);
+  }
+}
+
+TEST_CASE("chunked attention with dropout equals the naive formula with the same noise", "[torch][attention]") {
+  const double p = 0.2;
+  for (std::int64_t T : {50, 300}) {
+    INFO("T = " << T);
+    torch::manual_seed(5);
+    const std::int64_t B = 2, H = 2, D = 8;
+    auto q = torch::randn({B, H, T, D}) * 0.5, k = torch::randn({B, H, T, D}), v = torch::randn({B, H, T, D});
+    auto w = torch::randn({B, H, T, D});
+    const auto causal = causal_mask(T);
+
+    torch::manual_seed(11);
+    torch::Tensor after_forward, after_backward;
+    Grads got = run(q, k, v, w, [&](auto& a, auto& b, auto& c) {
+      auto out = chunked(a, b, c, causal, p);
+      after_forward = cpu_rng_state();
+      return out;
+    });
+    after_backward = cpu_rng_state();
+    // Backward replays the forward's noise and puts the generator back where it found it.
+    CHECK(torch::equal(after_forward, after_backward));
+
+    torch::manual_seed(11);
+    const auto noise = replay_noise(B, H, T, p);
+    CHECK(torch::equal(cpu_rng_state(), after_forward));  // the forward drew exactly this noise
+    Grads ref = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, noise); });
+    Grads plain = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, {}); });
+    CHECK(rel_err(got.out, plain.out) > 1e-2);  // dropout did something
+    CHECK(rel_err(got.out, ref.out) < 1e-5);
+    CHECK(rel_err(got.q, ref.q) < 1e-5);
+    CHECK(rel_err(got.k, ref.k) < 1e-5);
+    CHECK(rel_err(got.v, ref.v) < 1e-5);
+  }
+}
+
+TEST_CASE("a GPT block with chunked or sdpa attention trains like the naive one", "[torch][attention]") {
+  std::vector<std::string> kinds = {"chunked"};
+  if (TIDEMARK_HAVE_SDPA) kinds.push_back("sdpa");
+  for (const std::string& kind : kinds) {
+    INFO(kind);
+    ModelConfig c = testing::gpt_config(2, 32, 4, 200, 2, /*dropout=*/0.0);
+    torch::manual_seed(1);
+    GPT ref(c);
+    c.attention = kind;
+    torch::manual_seed(1);
+    GPT model(c);
+    torch::manual_seed(2);
+    auto idx = torch::randint(0, c.vocab, {c.batch, c.seq}, torch::kLong);
+    auto targets = torch::randint(0, c.vocab, {c.batch, c.seq}, torch::kLong);
+    auto loss_ref = ref->forward(idx, targets);
+    auto loss = model->forward(idx, targets);
+    CHECK(std::abs(loss.item<double>() - loss_ref.item<double>()) < 1e-5 * std::abs(loss_ref.item<double>()));
+    loss_ref.backward();
+    loss.backward();
+    auto a = model->named_parameters(), b = ref->named_parameters();
+    for (const auto& item : b) {
+      INFO(item.key());
+      CHECK(rel_err(a[item.key()].grad(), item.value().grad()) < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("an attention kind the build lacks or that does not exist is refused", "[torch][attention]") {
+  ModelConfig c = testing::gpt_config(1, 32, 4, 16, 1);
+  c.attention = "flash";
+  CHECK_THROWS_WITH(c.validate(), Catch::Matchers::ContainsSubstring("use naive, chunked or sdpa"));
+  c.attention = "sdpa";
+  if (!TIDEMARK_HAVE_SDPA) {
+    CHECK_THROWS_WITH(GPT(c), Catch::Matchers::ContainsSubstring("use --attention chunked"));
+  } else {
+    CHECK_NOTHROW(GPT(c));
+  }
+}
