@@ -1,4 +1,4 @@
-// Fuzz target: trace_from_json (tidemark.trace/1; the two-pass fast reader and its
+// Fuzz target: trace_from_json (tidemark.trace/1; the simdjson fast reader and its
 // reference fallback), the Chrome export of what it loaded, then trace_to_json round trip.
 #include <cstddef>
 #include <cstdint>

@@ -4,7 +4,7 @@
 //
 // Generates a GPT-shaped trace (default 1,000,000 memory samples, 100,000 spans), writes it,
 // then measures, in one run:
-//   load   read_trace (file read + two-pass parse) and TraceModel indexes; nlohmann's DOM
+//   load   read_trace (file read + simdjson parse) and TraceModel indexes; nlohmann's DOM
 //          parse of the same text beside it for scale
 //   lod    one frame's column reduction (the timeline's level of detail)
 //   frames whole UI frames at 1600x1000: full zoom-out, zoomed in, a stage selected; each

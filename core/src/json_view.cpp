@@ -102,20 +102,43 @@ bool JsonView::boolean() const {
   return v_->get<bool>();
 }
 
-json parse_document(std::string_view text, const std::string& source, std::string_view schema,
-                    int version) {
-  json doc;
+json parse_json(std::string_view text, const std::string& source) {
   try {
-    doc = json::parse(text.begin(), text.end());
+    return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    throw FormatError(fmt::format("{}: not valid JSON (byte {}); is the file truncated?", source,
-                                  e.byte));
-  } catch (const json::out_of_range& e) {
-    // Valid JSON that nlohmann still refuses: a number beyond a double's range (1e400).
-    throw FormatError(fmt::format("{}: a number is beyond the range of a double ({}); is the file "
+    // e.byte counts from 1, and lies past the end when the text stopped in mid-value.
+    const size_t offset = e.byte > 0 ? e.byte - 1 : 0;
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i < offset && i < text.size(); ++i) {
+      column = text[i] == '\n' ? 1 : column + 1;
+      line += text[i] == '\n';
+    }
+    if (offset >= text.size()) {
+      throw FormatError(fmt::format("{}: not valid JSON: it ends early at byte {} (line {}); is the file truncated?",
+                                    source, text.size(), line));
+    }
+    std::string_view what = e.what();  // "[json.exception...] parse error at line 1, column 2: <what>"
+    const size_t colon = what.find(": ", what.find("column"));
+    if (colon != std::string_view::npos) what.remove_prefix(colon + 2);
+    throw FormatError(fmt::format("{}: not valid JSON at byte {} (line {}, column {}): {}; is the file truncated or "
                                   "corrupt?",
+                                  source, offset + 1, line, column, what));
+  } catch (const json::out_of_range& e) {
+    // Valid JSON syntax that nlohmann still refuses: a number beyond a double's range (1e400).
+    throw FormatError(fmt::format("{}: not valid JSON: a number is beyond the range of a double ({}); is the "
+                                  "file corrupt?",
                                   source, e.what()));
   }
+}
+
+json parse_document(std::string_view text, const std::string& source, std::string_view schema,
+                    int version) {
+  json doc = parse_json(text, source);
+  check_header(doc, source, schema, version);
+  return doc;
+}
+
+void check_header(const json& doc, const std::string& source, std::string_view schema, int version) {
   if (!doc.is_object()) {
     throw FormatError(fmt::format("{}: expected a JSON object with \"schema\": \"{}\"", source, schema));
   }
@@ -137,7 +160,6 @@ json parse_document(std::string_view text, const std::string& source, std::strin
         "the file with this build",
         source, schema, v->get<long long>(), version));
   }
-  return doc;
 }
 
 json document_header(std::string_view schema, int version) {

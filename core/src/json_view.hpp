@@ -43,8 +43,14 @@ class JsonView {
 };
 
 // Parses `text` and checks "schema" and "version". `source` names the file in errors.
+// Every reader's message for text that is not JSON, or not this kind of file, comes from here.
+// Profiles, plans and reports are read whole this way, not with simdjson as the big columns
+// of a trace are (core/src/trace.cpp): they are kilobytes, parse in well under a
+// millisecond, and every member of them goes through JsonView, which needs the DOM anyway.
 json parse_document(std::string_view text, const std::string& source, std::string_view schema,
                     int version);
+json parse_json(std::string_view text, const std::string& source);
+void check_header(const json& doc, const std::string& source, std::string_view schema, int version);
 
 // A document header: {"schema": ..., "version": ...}.
 json document_header(std::string_view schema, int version);

@@ -41,7 +41,7 @@ TEST_CASE("a number beyond a double's range is a format error naming the file", 
                       report_from_json(R"({"schema":"tidemark.report","version":1,"losses":[41e400]})", "r.json");
                     }),
                     "r.json: "));
-  // The trace reader has its own syntax pass; it already agreed.
+  // The trace reader agreed from the start.
   CHECK(starts_with(format_error_of([&] {
                       trace_from_json(R"({"schema":"tidemark.trace","version":1,"peak_bytes":1e400})", "t.json");
                     }),
@@ -72,7 +72,7 @@ TEST_CASE("trace times beyond 1e18 microseconds are refused, so durations fit in
   t.steps = {{0, 0, 10, 100}};
   t.memory.push(0, {1, 2, 3, 4, 5, 6});
   const json doc = json::parse(trace_to_json(t));
-  // The fast reader's largest integer (18 digits) still loads, and exports.
+  // The largest times allowed (18 digits) still load, and export.
   json wide = doc;
   wide["spans"][0]["start_us"] = -999'999'999'999'999'999;
   wide["spans"][0]["end_us"] = 999'999'999'999'999'999;
