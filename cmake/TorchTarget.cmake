@@ -2,9 +2,11 @@
 # torch translation unit reuses: a torch header costs ~20 s per file on one core.
 # Targets that reuse the PCH must not add their own compile definitions (GCC would
 # silently reject the PCH); put switches in generated headers instead.
+# Installed, it names LibTorch's own imported target, which the package's find_dependency(Torch)
+# defines with the user's include and library paths: no path of this machine is exported.
 add_library(tidemark_torch INTERFACE)
-target_link_libraries(tidemark_torch INTERFACE ${TORCH_LIBRARIES})
-target_include_directories(tidemark_torch INTERFACE ${TORCH_INCLUDE_DIRS})
+target_link_libraries(tidemark_torch INTERFACE "$<BUILD_INTERFACE:${TORCH_LIBRARIES}>" "$<INSTALL_INTERFACE:torch>")
+target_include_directories(tidemark_torch INTERFACE "$<BUILD_INTERFACE:${TORCH_INCLUDE_DIRS}>")
 install(TARGETS tidemark_torch EXPORT tidemarkTargets)
 
 add_library(tidemark_torch_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/torch_pch.cpp)

@@ -29,9 +29,9 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
     bytes -= dropout ? 9 * bht2 : 4 * bht2;
     if (dropout) bytes += checkpoint_state_bytes(torch::Device(c.device));
   } else if (c.attention == "sdpa") {
-    // The fused kernel (no dropout) keeps its output, laid out [B, T, H, D] so that the merged
-    // heads are a view of it, and a float log-sum-exp per query and head.
-    bytes = bytes - 4 * bht2 + 4 * B * H * T;
+    // The fused kernel (no dropout) keeps its output, head-major, of which the merged heads
+    // are a copy, and a float log-sum-exp per query and head, instead of the probabilities.
+    bytes = bytes - 4 * bht2 + 4 * btc + 4 * B * H * T;
   }
   // What each variant frees: Note [block variants].
   switch (variant.attention) {

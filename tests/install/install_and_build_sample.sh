@@ -7,6 +7,13 @@ work=$build/test-scratch/install
 rm -rf "$work"
 mkdir -p "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
+# Relocatable: the exported package names no path of the machine it was built on (the build
+# tree, or LibTorch's include and library directories); dependencies come from find_dependency.
+package=$(dirname "$(find "$work/prefix" -name tidemarkConfig.cmake | head -n 1)")
+if grep -rn -e "$build" -e "/usr/include" -e "/usr/lib" "$package"; then
+  echo "FAILED: the installed CMake package names paths of this machine (above)" >&2
+  exit 1
+fi
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 cmake -S "$sample" -B "$work/sample" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" \

@@ -159,20 +159,22 @@ GlSurface::GlSurface(int width, int height, bool offscreen, const std::string& t
   s.height = height;
   glfwSetErrorCallback(on_glfw_error);
   g_glfw_error.clear();
+  auto no_window = [&](const std::string& why) {
+    return UserError(fmt::format("cannot open a window: {}. Without a display, run it under Xvfb: xvfb-run -a -s "
+                                 "\"-screen 0 {}x{}x24\" tidemark view ...",
+                                 why, std::max(width, 1600), std::max(height, 1000)));
+  };
+  // Without a display there is no window to be had; asking GLFW anyway makes libwayland
+  // print its own error line first (GLFW 3.4 probes Wayland), so say it once, here.
+  const bool x11 = std::getenv("DISPLAY") != nullptr, wayland = std::getenv("WAYLAND_DISPLAY") != nullptr;
+  if (!x11 && !wayland) throw no_window("there is no display (DISPLAY and WAYLAND_DISPLAY are unset)");
 #if GLFW_VERSION_MAJOR > 3 || (GLFW_VERSION_MAJOR == 3 && GLFW_VERSION_MINOR >= 4)
   // GLFW 3.4 picks Wayland or X11 at run time, and its Wayland probe makes libwayland print
   // an error line on a box without XDG_RUNTIME_DIR (Xvfb, CI) before X11 is tried. With an X
   // display and no Wayland one, X11 is the answer: ask for it.
-  if (std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY") && glfwPlatformSupported(GLFW_PLATFORM_X11)) {
-    glfwInitHint(GLFW_PLATFORM, GLFW_PLATFORM_X11);
-  }
+  if (x11 && !wayland && glfwPlatformSupported(GLFW_PLATFORM_X11)) glfwInitHint(GLFW_PLATFORM, GLFW_PLATFORM_X11);
 #endif
-  if (!glfwInit()) {
-    throw UserError(fmt::format(
-        "cannot open a window: {}. Without a display, run it under Xvfb: xvfb-run -a -s \"-screen 0 {}x{}x24\" "
-        "tidemark view ...",
-        g_glfw_error.empty() ? "GLFW could not start" : g_glfw_error, std::max(width, 1600), std::max(height, 1000)));
-  }
+  if (!glfwInit()) throw no_window(g_glfw_error.empty() ? "GLFW could not start" : g_glfw_error);
   glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
   glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 0);
   if (offscreen) glfwWindowHint(GLFW_VISIBLE, GLFW_FALSE);
