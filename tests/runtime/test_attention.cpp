@@ -32,6 +32,29 @@ Grads run(const torch::Tensor& q0, const torch::Tensor& k0, const torch::Tensor&
 
 torch::Tensor causal_mask(std::int64_t T) { return torch::ones({T, T}, torch::kBool).triu(1); }
 
+// Random q, k, v ([B, H, T, D]) and the weights w of the loss sum(out * w).
+struct Inputs {
+  torch::Tensor q, k, v, w;
+};
+
+Inputs random_inputs(std::int64_t B, std::int64_t H, std::int64_t T, std::int64_t D, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  Inputs in;
+  in.q = torch::randn({B, H, T, D}) * 0.5;
+  in.k = torch::randn({B, H, T, D});
+  in.v = torch::randn({B, H, T, D});
+  in.w = torch::randn({B, H, T, D});
+  return in;
+}
+
+// Output and every input gradient within `tol` of the reference.
+void check_close(const Grads& got, const Grads& ref, double tol) {
+  CHECK(rel_err(got.out, ref.out) < tol);
+  CHECK(rel_err(got.q, ref.q) < tol);
+  CHECK(rel_err(got.k, ref.k) < tol);
+  CHECK(rel_err(got.v, ref.v) < tol);
+}
+
 // The naive formula, with dropout noise `noise` ([B, H, T, T], 0 or 1/(1-p)) when defined.
 torch::Tensor naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& causal,
                     const torch::Tensor& noise) {
@@ -63,17 +86,11 @@ torch::Tensor cpu_rng_state() { return at::detail::getDefaultCPUGenerator().get_
 TEST_CASE("chunked attention equals naive attention, output and gradients, without dropout", "[torch][attention]") {
   for (std::int64_t T : {50, 256, 300}) {  // one partial block, whole blocks, a partial last block
     INFO("T = " << T);
-    torch::manual_seed(3);
-    const std::int64_t B = 2, H = 3, D = 16;
-    auto q = torch::randn({B, H, T, D}) * 0.5, k = torch::randn({B, H, T, D}), v = torch::randn({B, H, T, D});
-    auto w = torch::randn({B, H, T, D});
+    const auto [q, k, v, w] = random_inputs(2, 3, T, 16, 3);
     const auto causal = causal_mask(T);
     Grads ref = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, {}); });
     Grads got = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return chunked(a, b, c, causal, 0.0); });
-    CHECK(rel_err(got.out, ref.out) < 1e-5);
-    CHECK(rel_err(got.q, ref.q) < 1e-5);
-    CHECK(rel_err(got.k, ref.k) < 1e-5);
-    CHECK(rel_err(got.v, ref.v) < 1e-5);
+    check_close(got, ref, 1e-5);
   }
 }
 
@@ -81,10 +98,8 @@ TEST_CASE("chunked attention with dropout equals the naive formula with the same
   const double p = 0.2;
   for (std::int64_t T : {50, 300}) {
     INFO("T = " << T);
-    torch::manual_seed(5);
-    const std::int64_t B = 2, H = 2, D = 8;
-    auto q = torch::randn({B, H, T, D}) * 0.5, k = torch::randn({B, H, T, D}), v = torch::randn({B, H, T, D});
-    auto w = torch::randn({B, H, T, D});
+    const std::int64_t B = 2, H = 2;
+    const auto [q, k, v, w] = random_inputs(B, H, T, 8, 5);
     const auto causal = causal_mask(T);
 
     torch::manual_seed(11);
@@ -104,10 +119,7 @@ TEST_CASE("chunked attention with dropout equals the naive formula with the same
     Grads ref = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, noise); });
     Grads plain = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, {}); });
     CHECK(rel_err(got.out, plain.out) > 1e-2);  // dropout did something
-    CHECK(rel_err(got.out, ref.out) < 1e-5);
-    CHECK(rel_err(got.q, ref.q) < 1e-5);
-    CHECK(rel_err(got.k, ref.k) < 1e-5);
-    CHECK(rel_err(got.v, ref.v) < 1e-5);
+    check_close(got, ref, 1e-5);
   }
 }
 
