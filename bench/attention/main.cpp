@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <algorithm>
 #include <map>
 
 #include "tidemark/core/bytes.hpp"
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
              "{} warm-up + {} measured steps per kind\n\n",
              TORCH_VERSION, base.layers, base.d_model, base.heads, base.batch, base.dropout, at::get_num_threads(),
              rounds, warmup, steps);
-  fmt::print("{:>6} {:>9} {:>12} {:>10} {:>10} {:>10}\n", "seq", "attention", "peak", "peak x", "ms/step", "time x");
+  fmt::print("{:>6} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8}\n", "seq", "attention", "peak", "peak x", "ms/step",
+             "time x", "spread");
   for (std::int64_t T : seqs) {
     std::map<std::string, Samples> got;
     for (int r = 0; r < rounds; ++r) {
@@ -77,10 +79,12 @@ int main(int argc, char** argv) {
     const Samples& naive = got["naive"];
     for (const auto& kind : kinds) {
       const Samples& s = got[kind];
-      fmt::print("{:>6} {:>9} {:>12} {:>10.3f} {:>10.0f} {:>10.3f}\n", T, kind,
+      // spread: (slowest - fastest) / median of the kind's measured steps, the run's noise.
+      const auto [lo, hi] = std::minmax_element(s.ms.begin(), s.ms.end());
+      fmt::print("{:>6} {:>9} {:>12} {:>10.3f} {:>10.0f} {:>10.3f} {:>7.1f}%\n", T, kind,
                  format_bytes(static_cast<std::uint64_t>(s.peak)),
                  static_cast<double>(s.peak) / static_cast<double>(naive.peak), median(s.ms),
-                 median(s.ms) / median(naive.ms));
+                 median(s.ms) / median(naive.ms), 100.0 * (*hi - *lo) / median(s.ms));
     }
     std::fflush(stdout);
   }
