@@ -52,6 +52,16 @@ TEST_CASE("train refuses bad flags and values", "[cli][torch]") {
   refused("train " + kTiny + " --steps 1 --gc-option use_reentrant=false --gradient-checkpointing",
           "use_reentrant=false");
   refused("train " + kTiny + " --steps 1 --gc-option debug=true", "--gc-option needs --gradient-checkpointing");
+  refused("train " + kTiny + " --attention flash --steps 1", "--attention 'flash' does not exist");
+  refused("profile " + kTiny + " --attention flash -o x.json", "use naive, chunked or sdpa");
+  // sdpa trains where LibTorch has it (2.1 and later) and is refused, pointing to chunked, where not.
+  Run sdpa = run_tidemark("train " + kTiny + " --attention sdpa --steps 1");
+  INFO(sdpa.output);
+  if (sdpa.rc != 0) {
+    CHECK(sdpa.rc == 2);
+    CHECK(error_lines(sdpa.output) == 1);
+    CHECK(sdpa.output.find("use --attention chunked") != std::string::npos);
+  }
 }
 
 TEST_CASE("train checks its outputs before training and loses nothing", "[cli][torch]") {
