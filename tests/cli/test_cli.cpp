@@ -163,6 +163,7 @@ TEST_CASE("train refuses plans it cannot run before training starts", "[cli][tor
           "another model configuration");
   refused("train --layers 3 --d-model 32 --heads 2 --seq 32 --batch 2 --steps 1 --plan " + dir + "/plan.json",
           "stages");
+  refused(train + dir + "/plan.json --attention chunked", "another model configuration");  // made for naive
   refused(train + variant("gap.json", [](auto& j) {
             j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 1}},
                                      {{"op", "save"}, {"begin", 2}, {"end", 4}}};
