@@ -7,6 +7,16 @@
 
 namespace tidemark::runtime::block_ops {
 
+// Whether autograd records a graph through an op on `inputs`: only then does an autograd
+// Function that keeps less pay; otherwise the plain ops run.
+inline bool records_graph(std::initializer_list<at::Tensor> inputs) {
+  if (!torch::GradMode::is_enabled()) return false;
+  for (const auto& t : inputs) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
 // Causal attention of q, k, v ([B, H, T, D], q already scaled) with dropout p on the
 // probabilities; returns [B, H, T, D]. `causal` is [T, T] bool, true where masked. `stage`
 // labels the recompute spans a trace shows (-1: none).

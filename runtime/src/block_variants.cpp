@@ -83,14 +83,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-bool records_graph(std::initializer_list<at::Tensor> inputs) {
-  if (!torch::GradMode::is_enabled()) return false;
-  for (const auto& t : inputs) {
-    if (t.defined() && t.requires_grad()) return true;
-  }
-  return false;
-}
-
 // What a backward needs besides its saved tensors. Held in a capsule and dropped as soon as
 // backward is done (a C++ Function node keeps saved_data after release_variables()).
 struct State : torch::CustomClassHolder {

@@ -133,8 +133,7 @@ struct ChunkedAttention : torch::autograd::Function<ChunkedAttention> {
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& causal, double p, bool train) {
   const bool dropout = train && p > 0.0;
-  const bool graph = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  if (graph) return ChunkedAttention::apply(q, k, v, causal, p, dropout);
+  if (records_graph({q, k, v})) return ChunkedAttention::apply(q, k, v, causal, p, dropout);
   return chunked_forward(q, k, v, causal, p, dropout);
 }
 

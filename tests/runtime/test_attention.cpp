@@ -2,6 +2,7 @@
 // without dropout, alone and inside the GPT block; sdpa where LibTorch has it.
 #include "catch.hpp"
 #include "common/configs.hpp"
+#include "grads.hpp"
 #include "tidemark/runtime/gpt.hpp"
 // White-box: the op and its query-block size, which the dropout reference replays.
 #include "../../runtime/src/block_ops.hpp"
@@ -11,10 +12,9 @@ using namespace tidemark::runtime;
 
 namespace {
 
-// max |a - b| / max |b|: the relative error of a whole tensor.
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  const double scale = std::max(b.abs().max().item<double>(), 1e-30);
-  return (a - b).abs().max().item<double>() / scale;
+// max |got - ref| / max |ref|.
+double rel_err(const torch::Tensor& got, const torch::Tensor& ref) {
+  return testing::max_relative_difference({ref}, {got});
 }
 
 struct Grads {
@@ -142,11 +142,7 @@ TEST_CASE("a GPT block with chunked or sdpa attention trains like the naive one"
     CHECK(std::abs(loss.item<double>() - loss_ref.item<double>()) < 1e-5 * std::abs(loss_ref.item<double>()));
     loss_ref.backward();
     loss.backward();
-    auto a = model->named_parameters(), b = ref->named_parameters();
-    for (const auto& item : b) {
-      INFO(item.key());
-      CHECK(rel_err(a[item.key()].grad(), item.value().grad()) < 1e-4);
-    }
+    CHECK(testing::max_relative_difference(testing::grads_of(*ref), testing::grads_of(*model)) < 1e-4);
   }
 }
 
