@@ -9,7 +9,8 @@ inline json config_to_json(const ModelConfig& c) {
   return json{{"layers", c.layers},   {"d_model", c.d_model}, {"heads", c.heads},
               {"seq", c.seq},         {"batch", c.batch},     {"vocab", c.vocab},
               {"dropout", c.dropout}, {"seed", c.seed},       {"dtype", c.dtype},
-              {"device", c.device}, {"attention", c.attention}};
+              {"device", c.device}, {"attention", c.attention},
+              {"arch", c.arch},       {"kv_heads", c.key_value_heads()}};
 }
 
 inline ModelConfig config_from_json(const JsonView& v) {
@@ -24,7 +25,10 @@ inline ModelConfig config_from_json(const JsonView& v) {
   if (auto s = v.get("seed")) c.seed = s->u64();
   c.dtype = v.at("dtype").str();
   c.device = v.at("device").str();
-  if (auto a = v.get("attention")) c.attention = a->str();  // files from before --attention: naive
+  // Files from before --attention and --arch: naive attention, gpt, as many kv heads as heads.
+  if (auto a = v.get("attention")) c.attention = a->str();
+  if (auto a = v.get("arch")) c.arch = a->str();
+  if (auto k = v.get("kv_heads")) c.kv_heads = k->i64();
   try {
     c.validate();
   } catch (const std::exception& e) {

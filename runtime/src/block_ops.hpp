@@ -1,6 +1,7 @@
 #pragma once
-// The two halves of a transformer block, each runnable in any variant of Note [block
-// variants] (tidemark/runtime/block_variants.hpp). Private to the runtime: BlockImpl uses them.
+// The pieces of a transformer block (gpt's and llama's), each runnable in any variant of
+// Note [block variants] (tidemark/runtime/block_variants.hpp). Private to the runtime: the
+// blocks in gpt.cpp use them.
 #include <torch/torch.h>
 
 #include "tidemark/runtime/block_variants.hpp"
@@ -44,8 +45,30 @@ constexpr std::int64_t kAttentionBlock = 128;
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& causal, double p, bool train);
 
-// fc_out(gelu(fc(u))).
-torch::Tensor mlp(const torch::Tensor& u, torch::nn::Linear& fc, torch::nn::Linear& fc_out,
-                  BlockVariant::Mlp mode, int stage);
+// The norm in front of each half of a block: LayerNorm (gpt) or RMSNorm (llama: no bias).
+struct NormWeights {
+  torch::Tensor weight, bias;  // bias undefined for RMSNorm
+  bool rms = false;
+  double eps = 1e-5;
+};
+
+// The norm's output as the plain block computes it. RMSNorm is an autograd Function that
+// keeps its input and 1/rms per row, as fused RMSNorm kernels do (composite ops would also
+// keep the normalised input before the weight).
+torch::Tensor norm(const torch::Tensor& x, const NormWeights& n);
+
+// linear(norm(x), w, b). With Norm::Recompute the norm output is not kept: backward rebuilds
+// it from x and the norm's statistics (Note [block variants]).
+torch::Tensor norm_linear(const torch::Tensor& x, const NormWeights& n, const torch::Tensor& w,
+                          const torch::Tensor& b, BlockVariant::Norm mode, int stage);
+
+// The MLP's activation: gpt's GELU, or llama's SwiGLU silu(gate)·up on the two halves
+// [gate, up] of the first projection's output.
+enum class Activation : std::int64_t { Gelu, SwiGLU };
+torch::Tensor activation(const torch::Tensor& h, Activation act);
+
+// second(act(first(norm(x)))): the MLP half of a block, before its residual dropout.
+torch::Tensor mlp(const torch::Tensor& x, const NormWeights& n, torch::nn::Linear& first,
+                  torch::nn::Linear& second, Activation act, const BlockVariant& variant, int stage);
 
 }  // namespace tidemark::runtime::block_ops

@@ -1,10 +1,11 @@
 // Block variants (Note [block variants]): names, and the autograd Functions that keep less
-// and recompute in backward. Sections: names; shared pieces; attention; MLP.
+// and recompute in backward. Sections: names; shared pieces; norms; attention; MLP.
 //
 // Each backward mirrors, kernel for kernel, what autograd runs for the plain ops (linear on a
 // contiguous 3-D input is addmm on the folded input; matmul of 4-D tensors is bmm on the
-// folded batch; softmax, masked_fill_, native_dropout and gelu backward by their ATen
-// formulas), so gradients equal the plain block's.
+// folded batch; softmax, masked_fill_, native_dropout, layer norm, gelu and silu backward by
+// their ATen formulas; RMSNorm's backward is its own Function's), so gradients equal the
+// plain block's.
 #include "tidemark/runtime/block_variants.hpp"
 
 #include <limits>
@@ -29,6 +30,8 @@ const char* attention_name(BlockVariant::Attention a) {
   return "";
 }
 
+const char* norm_name(BlockVariant::Norm n) { return n == BlockVariant::Norm::Recompute ? "norm" : ""; }
+
 const char* mlp_name(BlockVariant::Mlp m) {
   switch (m) {
     case BlockVariant::Mlp::Activation: return "mlp-activation";
@@ -41,35 +44,46 @@ const char* mlp_name(BlockVariant::Mlp m) {
 constexpr BlockVariant::Attention kAttention[] = {BlockVariant::Attention::Full,
                                                   BlockVariant::Attention::Dropout,
                                                   BlockVariant::Attention::Core};
+constexpr BlockVariant::Norm kNorm[] = {BlockVariant::Norm::Full, BlockVariant::Norm::Recompute};
 constexpr BlockVariant::Mlp kMlp[] = {BlockVariant::Mlp::Full, BlockVariant::Mlp::Activation,
                                       BlockVariant::Mlp::Core};
 
 }  // namespace
 
 std::string BlockVariant::name() const {
-  std::string a = attention_name(attention), m = mlp_name(mlp);
-  if (a.empty()) return m;
-  return m.empty() ? a : a + "+" + m;
+  std::string out;
+  for (const char* part : {attention_name(attention), norm_name(norm), mlp_name(mlp)}) {
+    if (*part == '\0') continue;
+    if (!out.empty()) out += '+';
+    out += part;
+  }
+  return out;
 }
 
 std::optional<BlockVariant> BlockVariant::parse(const std::string& name) {
   if (name.empty() || name == "full") return BlockVariant{};
   for (auto a : kAttention) {
-    for (auto m : kMlp) {
-      BlockVariant v{a, m};
-      if (v.name() == name) return v;
+    for (auto n : kNorm) {
+      for (auto m : kMlp) {
+        BlockVariant v{a, n, m};
+        if (v.name() == name) return v;
+      }
     }
   }
   return std::nullopt;
 }
 
-std::vector<BlockVariant> BlockVariant::all(bool dropout) {
+std::vector<BlockVariant> BlockVariant::all(const ModelConfig& model) {
   std::vector<BlockVariant> out;
   for (auto a : kAttention) {
-    if (a == Attention::Dropout && !dropout) continue;
-    for (auto m : kMlp) {
-      BlockVariant v{a, m};
-      if (!v.is_full()) out.push_back(v);
+    // The attention variants rebuild T² tensors that chunked and sdpa attention never keep.
+    if (a != Attention::Full && model.attention != "naive") continue;
+    if (a == Attention::Dropout && model.dropout <= 0) continue;
+    for (auto n : kNorm) {
+      for (auto m : kMlp) {
+        BlockVariant v{a, n, m};
+        if (!v.is_full()) out.push_back(v);
+      }
     }
   }
   return out;
@@ -91,6 +105,9 @@ struct State : torch::CustomClassHolder {
   at::Tensor mask;    // dropout mask; undefined without dropout
   double scale = 1.0;  // dropout scale 1/(1-p)
   int stage = -1;
+  NormWeights norm;    // norm_linear's norm; its tensors are saved variables, not held here
+  Activation act = Activation::Gelu;
+  bool has_bias = false;  // of the Function's (last) linear
 };
 
 c10::intrusive_ptr<State> new_state(AutogradContext* ctx, int stage) {
@@ -179,15 +196,120 @@ LinearGrads linear_backward(const at::Tensor& grad, const at::Tensor& x, const a
   return out;
 }
 
-// Gradients of linear(gelu(h), w, b) given the rebuilt GELU output g, which it releases as
-// soon as the weight gradient has it: `input` is the gradient of h.
-LinearGrads gelu_linear_backward(const at::Tensor& grad, at::Tensor g, const at::Tensor& h,
-                                 const at::Tensor& w, bool has_bias) {
-  LinearGrads out = linear_backward(grad, g, w, has_bias);
-  g = at::Tensor();
-  out.input = at::gelu_backward(out.input.to(h.scalar_type()), h);
+// A custom Function cannot take an undefined tensor (LibTorch records every tensor input's
+// device), so an empty tensor stands for an absent bias on the way in.
+at::Tensor or_empty(const at::Tensor& t, const at::Tensor& like) {
+  return t.defined() ? t : at::empty({0}, like.options().requires_grad(false));
+}
+at::Tensor or_undefined(const at::Tensor& t) { return t.numel() > 0 ? t : at::Tensor(); }
+
+// Gradient of h from the gradient of activation(h).
+at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& h, Activation act) {
+  if (act == Activation::Gelu) return at::gelu_backward(grad, h);
+  // p = silu(gate)·up: mul's backward gives grad·up and grad·silu(gate), then SiLU's; the
+  // chunk's backward joins the halves.
+  auto halves = h.chunk(2, -1);
+  auto grad_gate = at::silu_backward(grad * halves[1], halves[0]);
+  auto grad_up = grad * at::silu(halves[0]);
+  return at::cat({grad_gate, grad_up}, -1);
+}
+
+// Gradients of linear(activation(h), w, b) given the rebuilt activation a, which it releases
+// as soon as the weight gradient has it: `input` is the gradient of h.
+LinearGrads activation_linear_backward(const at::Tensor& grad, at::Tensor a, const at::Tensor& h,
+                                       const at::Tensor& w, bool has_bias, Activation act) {
+  LinearGrads out = linear_backward(grad, a, w, has_bias);
+  a = at::Tensor();
+  out.input = activation_backward(out.input.to(h.scalar_type()), h, act);
   return out;
 }
+
+// ---------------------------------------------------------------- norms
+
+// A norm's output and the statistics its backward needs (mean: LayerNorm only).
+struct NormOut {
+  at::Tensor out, mean, rstd;
+};
+
+NormOut norm_forward(const at::Tensor& x, const NormWeights& n) {
+  if (!n.rms) {
+    auto [out, mean, rstd] = at::native_layer_norm(x, {x.size(-1)}, n.weight, n.bias, n.eps);
+    return {out, mean, rstd};
+  }
+  auto rstd = at::rsqrt(x.square().mean(-1, /*keepdim=*/true).add_(n.eps));
+  return {x * rstd * n.weight, at::Tensor(), rstd};
+}
+
+// The output again from the kept statistics, bit for bit.
+at::Tensor norm_rebuild(const at::Tensor& x, const NormOut& stats, const NormWeights& n) {
+  if (!n.rms) return norm_forward(x, n).out;
+  return x * stats.rstd * n.weight;
+}
+
+struct NormGrads {
+  at::Tensor input, weight, bias;
+};
+
+NormGrads norm_backward(const at::Tensor& grad, const at::Tensor& x, const NormOut& stats, const NormWeights& n) {
+  if (!n.rms) {
+    auto [gx, gw, gb] = at::native_layer_norm_backward(grad, x, {x.size(-1)}, stats.mean, stats.rstd, n.weight,
+                                                       n.bias, {true, true, n.bias.defined()});
+    return {gx, gw, gb};
+  }
+  // y = x̂·w with x̂ = x·rstd: dx = rstd·(g·w − x̂·mean(g·w·x̂)), dw = Σ g·x̂.
+  auto normed = x * stats.rstd;
+  auto grad_normed = grad * n.weight;
+  NormGrads out;
+  out.weight = (grad * normed).reshape({-1, x.size(-1)}).sum(0);
+  out.input = stats.rstd * (grad_normed - normed * (grad_normed * normed).mean(-1, /*keepdim=*/true));
+  return out;
+}
+
+// RMSNorm keeping its input and 1/rms (the plain block's norm for llama).
+struct RmsNorm : torch::autograd::Function<RmsNorm> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, double eps) {
+    auto o = norm_forward(x, {w, at::Tensor(), true, eps});
+    ctx->save_for_backward({x, w, o.rstd});
+    return o.out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto g = norm_backward(grads[0], saved[0], {at::Tensor(), at::Tensor(), saved[2]}, {saved[1], at::Tensor(), true});
+    return {g.input, g.weight, at::Tensor()};
+  }
+};
+
+// norm: linear(norm(x), w, b) keeping x and the norm's statistics, not its output.
+struct NormLinear : torch::autograd::Function<NormLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& norm_weight,
+                            const at::Tensor& given_norm_bias, const at::Tensor& w, const at::Tensor& given_b, bool rms,
+                            double eps, int64_t stage) {
+    const at::Tensor norm_bias = or_undefined(given_norm_bias), b = or_undefined(given_b);
+    auto s = new_state(ctx, static_cast<int>(stage));
+    s->norm = {at::Tensor(), at::Tensor(), rms, eps};
+    s->has_bias = b.defined();
+    auto o = norm_forward(x, {norm_weight, norm_bias, rms, eps});
+    ctx->save_for_backward({x, norm_weight, norm_bias, w, o.mean, o.rstd});
+    return at::linear(o.out, w, b);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = take_state(ctx);
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[3];
+    const NormWeights n{saved[1], saved[2], s->norm.rms, s->norm.eps};
+    const NormOut stats{at::Tensor(), saved[4], saved[5]};
+    AutocastRestore autocast(s->autocast);
+    PartialRecompute span(s->stage);
+    auto normed = norm_rebuild(x, stats, n);
+    span.end();
+    auto lin = linear_backward(grads[0], normed, w, s->has_bias);
+    normed = at::Tensor();
+    auto ng = norm_backward(lin.input.to(x.scalar_type()), x, stats, n);
+    return {ng.input, ng.weight, ng.bias, lin.weight, lin.bias, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 
 // ---------------------------------------------------------------- attention
 
@@ -249,55 +371,58 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
 
 // ---------------------------------------------------------------- MLP
 
-// mlp-activation: fc_out(gelu(h)) keeping h only; backward re-applies the GELU.
-struct GeluLinear : torch::autograd::Function<GeluLinear> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w,
-                            const at::Tensor& b, int64_t stage) {
-    new_state(ctx, static_cast<int>(stage));
+// mlp-activation: second(activation(h)) keeping h only; backward re-applies the activation.
+struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& given_b,
+                            int64_t act, int64_t stage) {
+    const at::Tensor b = or_undefined(given_b);
+    auto s = new_state(ctx, static_cast<int>(stage));
+    s->act = static_cast<Activation>(act);
+    s->has_bias = b.defined();
     ctx->save_for_backward({h, w});
-    ctx->saved_data["bias"] = b.defined();
-    return at::linear(at::gelu(h), w, b);
+    return at::linear(activation(h, s->act), w, b);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const bool has_bias = ctx->saved_data["bias"].toBool();
     auto s = take_state(ctx);
     auto saved = ctx->get_saved_variables();
     const at::Tensor &h = saved[0], &w = saved[1];
     AutocastRestore autocast(s->autocast);
     PartialRecompute span(s->stage);
-    auto g = at::gelu(h);
+    auto a = activation(h, s->act);
     span.end();
-    auto out = gelu_linear_backward(grads[0], std::move(g), h, w, has_bias);
-    return {out.input, out.weight, out.bias, at::Tensor()};
+    auto out = activation_linear_backward(grads[0], std::move(a), h, w, s->has_bias, s->act);
+    return {out.input, out.weight, out.bias, at::Tensor(), at::Tensor()};
   }
 };
 
-// mlp-core: fc_out(gelu(fc(u))) keeping u only; backward redoes fc and the GELU.
+// mlp-core: second(activation(first(u))) keeping u only; backward redoes first and the
+// activation.
 struct MlpCore : torch::autograd::Function<MlpCore> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w1,
-                            const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2,
+                            const at::Tensor& given_b1, const at::Tensor& w2, const at::Tensor& given_b2, int64_t act,
                             int64_t stage) {
-    new_state(ctx, static_cast<int>(stage));
+    const at::Tensor b1 = or_undefined(given_b1), b2 = or_undefined(given_b2);
+    auto s = new_state(ctx, static_cast<int>(stage));
+    s->act = static_cast<Activation>(act);
+    s->has_bias = b2.defined();
     ctx->save_for_backward({u, w1, b1, w2});
-    ctx->saved_data["bias"] = b2.defined();
-    return at::linear(at::gelu(at::linear(u, w1, b1)), w2, b2);
+    return at::linear(activation(at::linear(u, w1, b1), s->act), w2, b2);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const bool has_bias = ctx->saved_data["bias"].toBool();
     auto s = take_state(ctx);
     auto saved = ctx->get_saved_variables();
     const at::Tensor &u = saved[0], &w1 = saved[1], &b1 = saved[2], &w2 = saved[3];
     AutocastRestore autocast(s->autocast);
     PartialRecompute span(s->stage);
     auto h = at::linear(u, w1, b1);
-    auto g = at::gelu(h);
+    auto a = activation(h, s->act);
     span.end();
-    auto out = gelu_linear_backward(grads[0], std::move(g), h, w2, has_bias);
+    auto out = activation_linear_backward(grads[0], std::move(a), h, w2, s->has_bias, s->act);
     h = at::Tensor();
     auto in = linear_backward(out.input, u, w1, b1.defined());
-    return {in.input, in.weight, in.bias, out.weight, out.bias, at::Tensor()};
+    return {in.input, in.weight, in.bias, out.weight, out.bias, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -318,18 +443,42 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return at::matmul(mask_dropout(attention_probs(q, k, causal), p, train), v);
 }
 
-torch::Tensor mlp(const torch::Tensor& u, torch::nn::Linear& fc, torch::nn::Linear& fc_out,
-                  BlockVariant::Mlp mode, int stage) {
-  if (records_graph({u, fc->weight, fc_out->weight})) {
-    if (mode == BlockVariant::Mlp::Activation) {
-      return GeluLinear::apply(fc(u), fc_out->weight, fc_out->bias, static_cast<int64_t>(stage));
-    }
-    if (mode == BlockVariant::Mlp::Core) {
-      return MlpCore::apply(u, fc->weight, fc->bias, fc_out->weight, fc_out->bias,
-                            static_cast<int64_t>(stage));
-    }
+torch::Tensor norm(const torch::Tensor& x, const NormWeights& n) {
+  if (!n.rms) return at::layer_norm(x, {x.size(-1)}, n.weight, n.bias, n.eps);
+  if (records_graph({x, n.weight})) return RmsNorm::apply(x, n.weight, n.eps);
+  return norm_forward(x, n).out;
+}
+
+torch::Tensor norm_linear(const torch::Tensor& x, const NormWeights& n, const torch::Tensor& w,
+                          const torch::Tensor& b, BlockVariant::Norm mode, int stage) {
+  if (mode == BlockVariant::Norm::Recompute && records_graph({x, n.weight, w})) {
+    return NormLinear::apply(x, n.weight, or_empty(n.bias, w), w, or_empty(b, w), n.rms, n.eps,
+                             static_cast<int64_t>(stage));
   }
-  return fc_out(torch::gelu(fc(u)));
+  return at::linear(norm(x, n), w, b);
+}
+
+torch::Tensor activation(const torch::Tensor& h, Activation act) {
+  if (act == Activation::Gelu) return at::gelu(h);
+  auto halves = h.chunk(2, -1);
+  return at::silu(halves[0]) * halves[1];
+}
+
+torch::Tensor mlp(const torch::Tensor& x, const NormWeights& n, torch::nn::Linear& first,
+                  torch::nn::Linear& second, Activation act, const BlockVariant& variant, int stage) {
+  const auto act_code = static_cast<int64_t>(act);
+  const bool records = records_graph({x, first->weight, second->weight});
+  if (records && variant.mlp == BlockVariant::Mlp::Core) {
+    // The Function keeps the norm output as its input, so the norm variant has nothing to free here.
+    return MlpCore::apply(norm(x, n), first->weight, or_empty(first->bias, x), second->weight,
+                          or_empty(second->bias, x), act_code, static_cast<int64_t>(stage));
+  }
+  auto h = norm_linear(x, n, first->weight, first->bias, variant.norm, stage);
+  if (records && variant.mlp == BlockVariant::Mlp::Activation) {
+    return ActivationLinear::apply(h, second->weight, or_empty(second->bias, x), act_code,
+                                   static_cast<int64_t>(stage));
+  }
+  return second(activation(h, act));
 }
 
 }  // namespace block_ops

@@ -1,5 +1,5 @@
-// GPT model. Sections: dropout and the analytic saved-bytes count; Block; GPT (full forward,
-// chain view).
+// tidemark's model. Sections: dropout and the analytic saved-bytes count; pieces both blocks
+// share; RMSNorm; gpt block; llama block; GPT (full forward, chain view).
 #include "tidemark/runtime/gpt.hpp"
 
 #include <cmath>
@@ -18,11 +18,19 @@ torch::Tensor mask_dropout(const torch::Tensor& x, double p, bool train) {
   return std::get<0>(at::native_dropout(x, p, true));
 }
 
+std::string best_attention(const ModelConfig& c) {
+  if (TIDEMARK_HAVE_SDPA && (c.device == "cuda" || c.dropout <= 0)) return "sdpa";
+  return "chunked";
+}
+
 std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVariant& variant) {
-  const std::uint64_t B = c.batch, T = c.seq, C = c.d_model, H = c.heads;
-  const std::uint64_t btc = B * T * C, bht2 = B * H * T * T, bt = B * T;
-  const bool dropout = c.dropout > 0;
-  std::uint64_t bytes = dropout ? 62 * btc + 9 * bht2 + 16 * bt : 60 * btc + 4 * bht2 + 16 * bt;
+  const std::uint64_t B = c.batch, T = c.seq, C = c.d_model, H = c.heads, F = c.mlp_hidden();
+  const std::uint64_t btc = B * T * C, bht2 = B * H * T * T, bt = B * T, btf = B * T * F;
+  const bool dropout = c.dropout > 0, llama = c.arch == "llama";
+  // What the MLP keeps past its input (Note [saved bytes of a block]): gpt's fc and GELU
+  // outputs, llama's gate/up outputs, SiLU output and SwiGLU product.
+  const std::uint64_t mlp = (llama ? 16 : 8) * btf;
+  std::uint64_t bytes = (dropout ? 30 * btc + 9 * bht2 : 28 * btc + 4 * bht2) + mlp + (llama ? 8 : 16) * bt;
   if (c.attention == "chunked") {
     // Nothing T² is kept (Note [chunked attention]); with dropout, the generator states the
     // backward replays the noise from, as a checkpoint keeps them.
@@ -39,9 +47,10 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
     case BlockVariant::Attention::Core: bytes -= dropout ? 8 * bht2 : 4 * bht2; break;
     case BlockVariant::Attention::Full: break;
   }
+  if (variant.norm == BlockVariant::Norm::Recompute) bytes -= variant.mlp == BlockVariant::Mlp::Core ? 4 * btc : 8 * btc;
   switch (variant.mlp) {
-    case BlockVariant::Mlp::Activation: bytes -= 16 * btc; break;
-    case BlockVariant::Mlp::Core: bytes -= 32 * btc; break;
+    case BlockVariant::Mlp::Activation: bytes -= mlp / 2; break;
+    case BlockVariant::Mlp::Core: bytes -= mlp; break;
     case BlockVariant::Mlp::Full: break;
   }
   return bytes;
@@ -57,7 +66,60 @@ void init_linear(torch::nn::Linear& l, double std) {
 
 }  // namespace
 
-// ---------------------------------------------------------------- Block
+namespace {
+
+// A block's forward, checkpointed HF-style when gradient checkpointing is on.
+template <typename Impl>
+torch::Tensor checkpointed_forward(Impl& self, const torch::Tensor& x) {
+  if (self.should_checkpoint(self)) {
+    auto shared = std::dynamic_pointer_cast<Impl>(self.shared_from_this());
+    return checkpoint([shared](const torch::Tensor& in) { return shared->forward_variant(in, {}, -1); }, x,
+                      self.parameters(), self.checkpoint_options);
+  }
+  return self.forward_variant(x, {}, -1);
+}
+
+// Attention of q, k, v ([B, H, T, D], q already scaled) as the config's kind computes it,
+// with the heads merged: [B, T, H·D].
+torch::Tensor attend(const std::string& kind, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const torch::Tensor& mask, double dropout, bool train, const BlockVariant& variant, int stage) {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const torch::Tensor causal = mask.slice(0, 0, T).slice(1, 0, T);
+  if (kind == "chunked") {
+    return block_ops::chunked_attention(q, k, v, causal, dropout, train).view({B, T, H * D});
+  }
+  torch::Tensor heads;
+  if (kind == "sdpa") {
+#if TIDEMARK_HAVE_SDPA
+    heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout : 0.0, /*is_causal=*/true, /*scale=*/1.0);
+#endif
+  } else {
+    heads = block_ops::attention(q, k, v, causal, dropout, train, variant.attention, stage);
+  }
+  return heads.transpose(1, 2).contiguous().view({B, T, H * D});
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- RMSNorm
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return block_ops::norm(x, {weight, {}, true, eps}); }
+
+namespace {
+
+block_ops::NormWeights norm_weights(const torch::nn::LayerNorm& n) {
+  return {n->weight, n->bias, false, n->options.eps()};
+}
+
+block_ops::NormWeights norm_weights(const RMSNorm& n) { return {n->weight, {}, true, n->eps}; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- gpt block
 
 BlockImpl::BlockImpl(const ModelConfig& c, torch::Tensor causal_mask)
     : heads_(c.heads), dropout_(c.dropout), attention_(c.attention), mask_(std::move(causal_mask)) {
@@ -66,8 +128,8 @@ BlockImpl::BlockImpl(const ModelConfig& c, torch::Tensor causal_mask)
   qkv = register_module("qkv", torch::nn::Linear(C, 3 * C));
   attn_out = register_module("attn_out", torch::nn::Linear(C, C));
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C})));
-  fc = register_module("fc", torch::nn::Linear(C, 4 * C));
-  fc_out = register_module("fc_out", torch::nn::Linear(4 * C, C));
+  fc = register_module("fc", torch::nn::Linear(C, c.mlp_hidden()));
+  fc_out = register_module("fc_out", torch::nn::Linear(c.mlp_hidden(), C));
   // GPT-2 initialisation; residual projections scaled by depth.
   const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.layers));
   init_linear(qkv, 0.02);
@@ -76,44 +138,92 @@ BlockImpl::BlockImpl(const ModelConfig& c, torch::Tensor causal_mask)
   init_linear(fc_out, residual_std);
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  if (should_checkpoint(*this)) {
-    auto self = std::dynamic_pointer_cast<BlockImpl>(shared_from_this());
-    return checkpoint([self](const torch::Tensor& in) { return self->forward_plain(in); }, x,
-                      parameters(), checkpoint_options);
-  }
-  return forward_plain(x);
-}
-
-torch::Tensor BlockImpl::forward_plain(const torch::Tensor& x) { return forward_variant(x, {}, -1); }
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) { return checkpointed_forward(*this, x); }
 
 torch::Tensor BlockImpl::forward_variant(const torch::Tensor& x, const BlockVariant& variant, int stage) {
   // Shapes and what each op keeps for backward: Note [saved bytes of a block]; what the
   // variants keep instead: Note [block variants].
   const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = heads_, D = C / H;
   const bool train = is_training();
-  auto parts = qkv(ln1(x)).split(C, /*dim=*/2);
+  auto parts = block_ops::norm_linear(x, norm_weights(ln1), qkv->weight, qkv->bias, variant.norm, stage).split(C, 2);
   // Contiguous head-major copies, so matmul saves exactly these and makes no hidden copies.
   auto q = parts[0].view({B, T, H, D}).transpose(1, 2).contiguous();
   auto k = parts[1].view({B, T, H, D}).transpose(1, 2).contiguous();
   auto v = parts[2].view({B, T, H, D}).transpose(1, 2).contiguous();
   q.mul_(1.0 / std::sqrt(static_cast<double>(D)));  // scale the small tensor, not the scores
-  const torch::Tensor causal = mask_.slice(0, 0, T).slice(1, 0, T);
-  torch::Tensor y;
-  if (attention_ == "chunked") {
-    y = block_ops::chunked_attention(q, k, v, causal, dropout_, train).view({B, T, C});
-  } else if (attention_ == "sdpa") {
-#if TIDEMARK_HAVE_SDPA
-    auto heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout_ : 0.0, /*is_causal=*/true,
-                                                  /*scale=*/1.0);
-    y = heads.transpose(1, 2).contiguous().view({B, T, C});
-#endif
-  } else {
-    auto heads = block_ops::attention(q, k, v, causal, dropout_, train, variant.attention, stage);
-    y = heads.transpose(1, 2).contiguous().view({B, T, C});
-  }
+  auto y = attend(attention_, q, k, v, mask_, dropout_, train, variant, stage);
   auto x1 = x + mask_dropout(attn_out(y), dropout_, train);
-  return x1 + mask_dropout(block_ops::mlp(ln2(x1), fc, fc_out, variant.mlp, stage), dropout_, train);
+  return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(ln2), fc, fc_out, block_ops::Activation::Gelu, variant, stage),
+                           dropout_, train);
+}
+
+// ---------------------------------------------------------------- llama block
+
+namespace {
+
+// Rotary embedding of x ([B, heads, T, D]) with the tables' first T rows, as HF's
+// apply_rotary_pos_emb: x·cos + rotate_half(x)·sin, rotate_half(x) = [-x2, x1]. Multiplying
+// by the tables keeps only the tables for backward.
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const std::int64_t T = x.size(2), half = x.size(3) / 2;
+  auto halves = x.split(half, -1);
+  auto rotated_half = torch::cat({-halves[1], halves[0]}, -1);
+  return x * cos.slice(0, 0, T) + rotated_half * sin.slice(0, 0, T);
+}
+
+// [B, kv, T, D] -> [B, kv·group, T, D], each key/value head serving `group` query heads in a
+// row (HF's repeat_kv). The copy is what attention keeps.
+torch::Tensor repeat_heads(const torch::Tensor& x, std::int64_t group) {
+  if (group == 1) return x;
+  const std::int64_t B = x.size(0), kv = x.size(1), T = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, kv, group, T, D}).reshape({B, kv * group, T, D});
+}
+
+}  // namespace
+
+LlamaBlockImpl::LlamaBlockImpl(const ModelConfig& c, torch::Tensor causal_mask, torch::Tensor cos, torch::Tensor sin)
+    : heads_(c.heads),
+      kv_heads_(c.key_value_heads()),
+      dropout_(c.dropout),
+      attention_(c.attention),
+      mask_(std::move(causal_mask)),
+      cos_(std::move(cos)),
+      sin_(std::move(sin)) {
+  const std::int64_t C = c.d_model, D = C / c.heads, F = c.mlp_hidden();
+  auto linear = [](std::int64_t in, std::int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+  };
+  attn_norm = register_module("attn_norm", RMSNorm(C));
+  qkv = register_module("qkv", linear(C, C + 2 * kv_heads_ * D));
+  attn_out = register_module("attn_out", linear(C, C));
+  mlp_norm = register_module("mlp_norm", RMSNorm(C));
+  gate_up = register_module("gate_up", linear(C, 2 * F));
+  down = register_module("down", linear(F, C));
+  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.layers));
+  init_linear(qkv, 0.02);
+  init_linear(gate_up, 0.02);
+  init_linear(attn_out, residual_std);
+  init_linear(down, residual_std);
+}
+
+torch::Tensor LlamaBlockImpl::forward(const torch::Tensor& x) { return checkpointed_forward(*this, x); }
+
+torch::Tensor LlamaBlockImpl::forward_variant(const torch::Tensor& x, const BlockVariant& variant, int stage) {
+  // Note [saved bytes of a block]; Note [block variants].
+  const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = heads_, KV = kv_heads_, D = C / H;
+  const bool train = is_training();
+  auto parts = block_ops::norm_linear(x, norm_weights(attn_norm), qkv->weight, {}, variant.norm, stage)
+                   .split({C, KV * D, KV * D}, 2);
+  auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({B, T, n, D}).transpose(1, 2); };
+  auto q = rotate(heads(parts[0], H), cos_, sin_).contiguous();
+  auto k = repeat_heads(rotate(heads(parts[1], KV), cos_, sin_), H / KV).contiguous();
+  auto v = repeat_heads(heads(parts[2], KV), H / KV).contiguous();
+  q.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+  auto y = attend(attention_, q, k, v, mask_, dropout_, train, variant, stage);
+  auto x1 = x + mask_dropout(attn_out(y), dropout_, train);
+  return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(mlp_norm), gate_up, down, block_ops::Activation::SwiGLU,
+                                          variant, stage),
+                           dropout_, train);
 }
 
 // ---------------------------------------------------------------- GPT
@@ -128,22 +238,47 @@ GPTImpl::GPTImpl(const ModelConfig& c) : config_(c) {
   }
 #endif
   const std::int64_t C = c.d_model;
+  const bool llama = c.arch == "llama";
   tok_emb = register_module("tok_emb", torch::nn::Embedding(c.vocab, C));
-  pos_emb = register_module("pos_emb", torch::nn::Embedding(c.seq, C));
-  positions_ = register_buffer("positions", torch::arange(c.seq, torch::kLong));
+  if (!llama) {
+    pos_emb = register_module("pos_emb", torch::nn::Embedding(c.seq, C));
+    positions_ = register_buffer("positions", torch::arange(c.seq, torch::kLong));
+  }
   mask_ = register_buffer("causal_mask",
                           torch::ones({c.seq, c.seq}, torch::kBool).triu(/*diagonal=*/1));
+  if (llama) {
+    // Rotary tables as LLaMA builds them: position t turns dimension pair (i, i + D/2) by
+    // t·10000^(-2i/D).
+    const std::int64_t D = C / c.heads;
+    auto inv_freq = torch::pow(10000.0, -torch::arange(0, D, 2, torch::kDouble) / static_cast<double>(D));
+    auto angles = torch::outer(torch::arange(c.seq, torch::kDouble), inv_freq);
+    auto table = torch::cat({angles, angles}, -1);
+    cos_ = register_buffer("rotary_cos", table.cos().to(torch::kFloat));
+    sin_ = register_buffer("rotary_sin", table.sin().to(torch::kFloat));
+  }
   blocks = register_module("blocks", torch::nn::ModuleList());
-  for (std::int64_t i = 0; i < c.layers; ++i) blocks->push_back(Block(c, mask_));
-  ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C})));
+  for (std::int64_t i = 0; i < c.layers; ++i) {
+    if (llama) {
+      blocks->push_back(LlamaBlock(c, mask_, cos_, sin_));
+    } else {
+      blocks->push_back(Block(c, mask_));
+    }
+  }
+  if (llama) {
+    norm_f = register_module("norm_f", RMSNorm(C));
+  } else {
+    ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C})));
+  }
   lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(C, c.vocab).bias(false)));
   {
     torch::NoGradGuard guard;
     tok_emb->weight.normal_(0.0, 0.02);
-    pos_emb->weight.normal_(0.0, 0.02);
+    if (pos_emb) pos_emb->weight.normal_(0.0, 0.02);
     lm_head->weight.normal_(0.0, 0.02);
   }
 }
+
+DecoderBlock& GPTImpl::block(std::int64_t i) { return dynamic_cast<DecoderBlock&>(*blocks[static_cast<std::size_t>(i)]); }
 
 std::int64_t GPTImpl::parameter_count() {
   std::int64_t n = 0;
@@ -153,19 +288,19 @@ std::int64_t GPTImpl::parameter_count() {
 
 torch::Tensor GPTImpl::embed(const torch::Tensor& idx) {
   const std::int64_t T = idx.size(1);
-  auto x = tok_emb(idx) + pos_emb(positions_.slice(0, 0, T));
+  auto x = pos_emb ? tok_emb(idx) + pos_emb(positions_.slice(0, 0, T)) : tok_emb(idx);
   return mask_dropout(x, config_.dropout, is_training());
 }
 
 torch::Tensor GPTImpl::head_loss(const torch::Tensor& x, const torch::Tensor& targets) {
-  auto logits = lm_head(ln_f(x));
+  auto logits = lm_head(norm_f ? norm_f(x) : ln_f(x));
   return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}),
                                               targets.reshape({-1}));
 }
 
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets) {
   auto x = embed(idx);
-  for (const auto& b : *blocks) x = b->as<BlockImpl>()->forward(x);
+  for (std::int64_t i = 0; i < config_.layers; ++i) x = block(i).forward(x);
   return head_loss(x, targets);
 }
 
@@ -187,33 +322,30 @@ std::string GPTImpl::stage_kind(int k) const {
 
 torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageContext& ctx,
                                  const std::string& variant) {
-  const bool block = is_block(k);
+  const bool is_block_stage = is_block(k);
   auto parsed = BlockVariant::parse(variant);
-  TORCH_CHECK(parsed && (block || parsed->is_full()) &&
+  TORCH_CHECK(parsed && (is_block_stage || parsed->is_full()) &&
                   (config_.attention == "naive" || parsed->attention == BlockVariant::Attention::Full),
               "GPT stage ", stage_name(k), " has no variant '", variant, "'");
   if (k == 0) return embed(input);
-  if (!block) return head_loss(input, ctx.targets);
-  return blocks[k - 1]->as<BlockImpl>()->forward_variant(input, *parsed, k);
+  if (!is_block_stage) return head_loss(input, ctx.targets);
+  return block(k - 1).forward_variant(input, *parsed, k);
 }
 
 std::vector<std::string> GPTImpl::stage_variants(int k) const {
   std::vector<std::string> out;
   if (!is_block(k)) return out;
-  for (const auto& v : BlockVariant::all(config_.dropout > 0)) {
-    // The attention variants rebuild T² tensors that chunked and sdpa attention never keep.
-    if (config_.attention != "naive" && v.attention != BlockVariant::Attention::Full) continue;
-    out.push_back(v.name());
-  }
+  for (const auto& v : BlockVariant::all(config_)) out.push_back(v.name());
   return out;
 }
 
 std::vector<torch::Tensor> GPTImpl::stage_parameters(int k) {
   if (k == 0) {
+    if (!pos_emb) return {tok_emb->weight};
     return {tok_emb->weight, pos_emb->weight};
   }
   if (k == num_stages() - 1) {
-    auto p = ln_f->parameters();
+    auto p = norm_f ? norm_f->parameters() : ln_f->parameters();
     p.push_back(lm_head->weight);
     return p;
   }

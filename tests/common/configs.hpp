@@ -1,5 +1,5 @@
 #pragma once
-// Small GPT configurations for tests.
+// Small configurations of tidemark's model for tests.
 #include "tidemark/core/model_config.hpp"
 
 namespace tidemark::testing {
@@ -13,6 +13,14 @@ inline ModelConfig gpt_config(std::int64_t layers, std::int64_t d_model, std::in
   c.seq = seq;
   c.batch = batch;
   c.dropout = dropout;
+  return c;
+}
+
+// `c` as a llama with `kv_heads` key/value heads and `attention`.
+inline ModelConfig as_llama(ModelConfig c, std::int64_t kv_heads, const char* attention = "naive") {
+  c.arch = "llama";
+  c.kv_heads = kv_heads;
+  c.attention = attention;
   return c;
 }
 

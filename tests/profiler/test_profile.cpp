@@ -25,19 +25,24 @@ double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 
 
 }  // namespace
 
-// Each attention kind on shapes its count covers: sdpa's fused kernel runs without dropout
-// only, and chunked attention also on a sequence of several query blocks.
+// Each arch and attention kind on shapes its count covers: sdpa's fused kernel runs without
+// dropout only, and chunked attention also on a sequence of several query blocks. llama runs
+// with fewer key/value heads than heads where the heads allow it.
 std::vector<ModelConfig> saved_bytes_shapes() {
   std::vector<ModelConfig> out;
-  for (const char* attention : {"naive", "chunked", "sdpa"}) {
-    if (std::string(attention) == "sdpa" && !TIDEMARK_HAVE_SDPA) continue;
-    std::vector<ModelConfig> shapes = {shape(2, 32, 64, 4), shape(4, 64, 32, 2), shape(2, 48, 96, 6, 0.0),
-                                       shape(3, 16, 128, 8)};
-    if (std::string(attention) == "chunked") shapes.push_back(shape(1, 300, 32, 2));
-    for (ModelConfig c : shapes) {
-      if (std::string(attention) == "sdpa" && c.dropout > 0) c.dropout = 0;
-      c.attention = attention;
-      out.push_back(c);
+  for (const char* arch : {"gpt", "llama"}) {
+    for (const char* attention : {"naive", "chunked", "sdpa"}) {
+      if (std::string(attention) == "sdpa" && !TIDEMARK_HAVE_SDPA) continue;
+      std::vector<ModelConfig> shapes = {shape(2, 32, 64, 4), shape(4, 64, 32, 2), shape(2, 48, 96, 6, 0.0),
+                                         shape(3, 16, 128, 8)};
+      if (std::string(attention) == "chunked") shapes.push_back(shape(1, 300, 32, 2));
+      for (ModelConfig c : shapes) {
+        if (std::string(attention) == "sdpa" && c.dropout > 0) c.dropout = 0;
+        c.attention = attention;
+        c.arch = arch;
+        if (c.arch == "llama" && c.heads % 2 == 0) c.kv_heads = c.heads / 2;
+        out.push_back(c);
+      }
     }
   }
   return out;
@@ -49,7 +54,8 @@ TEST_CASE("block saved bytes, plain and of every variant, match the analytic cou
     ProfileRun run = profile(c);
     const std::uint64_t analytic = analytic_block_saved_bytes(c);
     const std::size_t variants = GPT(c)->stage_variants(1).size();
-    CHECK(variants == (c.attention == "naive" ? BlockVariant::all(c.dropout > 0).size() : 2));
+    CHECK(variants == BlockVariant::all(c).size());
+    CHECK(variants == (c.attention == "naive" ? (c.dropout > 0 ? 17 : 11) : 5));
     for (const auto& l : run.profile.layers) {
       if (l.kind != "block") continue;
       INFO(l.name << " measured " << l.saved_bytes << " analytic " << analytic);

@@ -123,12 +123,15 @@ TEST_CASE("chunked attention with dropout equals the naive formula with the same
   }
 }
 
-TEST_CASE("a GPT block with chunked or sdpa attention trains like the naive one", "[torch][attention]") {
+TEST_CASE("gpt and llama blocks with chunked or sdpa attention train like the naive ones", "[torch][attention]") {
   std::vector<std::string> kinds = {"chunked"};
   if (TIDEMARK_HAVE_SDPA) kinds.push_back("sdpa");
+  for (const std::string arch : {"gpt", "llama"})
   for (const std::string& kind : kinds) {
-    INFO(kind);
+    INFO(arch << " " << kind);
     ModelConfig c = testing::gpt_config(2, 32, 4, 200, 2, /*dropout=*/0.0);
+    c.arch = arch;
+    if (arch == "llama") c.kv_heads = 2;
     torch::manual_seed(1);
     GPT ref(c);
     c.attention = kind;

@@ -28,6 +28,10 @@ ModelConfig random_config(std::mt19937& rng) {
   c.batch = pick({2, 3});
   c.dropout = 0.1 + 0.1 * static_cast<double>(pick({0, 1, 2}));
   c.seed = static_cast<std::uint64_t>(pick({1, 2, 3}));
+  if (pick({0, 1}) == 1) {
+    const std::int64_t kv_heads = c.heads % 2 == 0 && pick({0, 1}) == 1 ? c.heads / 2 : c.heads;
+    c = testing::as_llama(c, kv_heads, pick({0, 1}) == 1 ? "chunked" : "naive");
+  }
   return c;
 }
 
@@ -37,7 +41,7 @@ ChainProfile profile_of(const ModelConfig& c) { return testing::profile_gpt(c, /
 
 TEST_CASE("the plan of every solver gives the gradients of no checkpointing", "[torch][plan]") {
   std::mt19937 rng(2024);
-  for (int round = 0; round < 3; ++round) {
+  for (int round = 0; round < 4; ++round) {
     const ModelConfig c = random_config(rng);
     INFO(c.describe());
     const ChainProfile profile = profile_of(c);
@@ -52,7 +56,10 @@ TEST_CASE("under six budgets the measured peak fits and matches the prediction",
   // Shapes where activations, not the optimizer step, set the peak, so the budgets between
   // the minimum and the no-checkpoint peak call for different plans.
   using testing::gpt_config;
-  for (const ModelConfig& c : {gpt_config(4, 32, 4, 64, 4, 0.1), gpt_config(3, 48, 3, 48, 3, 0.2)}) {
+  for (const ModelConfig& c : {gpt_config(4, 32, 4, 64, 4, 0.1), gpt_config(3, 48, 3, 48, 3, 0.2),
+                               testing::as_llama(gpt_config(5, 32, 4, 96, 4, 0.1), 2, "chunked"),
+                               testing::as_llama(gpt_config(3, 48, 3, 48, 3, 0.2), 3)}) {
+    INFO(c.describe());
     const ChainProfile profile = profile_of(c);
     const planner::Chain chain = planner::chain_from_profile(profile);
     std::set<std::string> distinct;
@@ -61,6 +68,9 @@ TEST_CASE("under six budgets the measured peak fits and matches the prediction",
       distinct.insert(describe(best.root));
       testing::check_measured_peak(c, best, budget);
     }
+    std::string plans_made;
+    for (const auto& d : distinct) plans_made += "\n" + d;
+    INFO("distinct plans:" << plans_made);
     CHECK(distinct.size() >= 3);  // the budgets really asked for different plans
   }
 }

@@ -10,6 +10,7 @@
 
 using namespace tidemark;
 using namespace tidemark::runtime;
+using tidemark::testing::as_llama;
 using tidemark::testing::gpt_config;
 using tidemark::testing::grads_of;
 using tidemark::testing::max_relative_difference;
@@ -51,9 +52,15 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("block variant names round-trip; unknown names are refused", "[torch][variants]") {
-  CHECK(BlockVariant::all(true).size() == 8);
-  CHECK(BlockVariant::all(false).size() == 5);  // no attention-dropout without dropout
-  for (const auto& v : BlockVariant::all(true)) {
+  ModelConfig c = gpt_config(2, 32, 4, 16, 2, 0.1);
+  CHECK(BlockVariant::all(c).size() == 17);  // 3 attention × 2 norm × 3 mlp choices, but full
+  c.dropout = 0;
+  CHECK(BlockVariant::all(c).size() == 11);  // no attention-dropout without dropout
+  c.attention = "chunked";
+  CHECK(BlockVariant::all(c).size() == 5);  // no T² tensors to rebuild
+  c.attention = "naive";
+  c.dropout = 0.1;
+  for (const auto& v : BlockVariant::all(c)) {
     auto back = BlockVariant::parse(v.name());
     REQUIRE(back);
     CHECK(back->name() == v.name());
@@ -62,17 +69,24 @@ TEST_CASE("block variant names round-trip; unknown names are refused", "[torch][
   CHECK(BlockVariant::parse("full")->is_full());
   CHECK(BlockVariant::parse("")->is_full());
   CHECK(BlockVariant::parse("attention-core+mlp-activation"));
+  CHECK(BlockVariant::parse("attention-core+norm+mlp-activation")->norm == BlockVariant::Norm::Recompute);
+  CHECK(BlockVariant::parse("norm")->name() == "norm");
   CHECK_FALSE(BlockVariant::parse("mlp-activation+attention-core"));
+  CHECK_FALSE(BlockVariant::parse("norm+attention-core"));
   CHECK_FALSE(BlockVariant::parse("selective-everything"));
 }
 
 TEST_CASE("every block variant gives the plain block's loss and gradients", "[torch][variants]") {
-  for (const ModelConfig& c : {gpt_config(2, 32, 4, 24, 2, 0.1), gpt_config(3, 48, 3, 16, 3, 0.2),
-                               gpt_config(2, 32, 2, 20, 2, 0.0)}) {
+  for (const ModelConfig& c :
+       {gpt_config(2, 32, 4, 24, 2, 0.1), gpt_config(3, 48, 3, 16, 3, 0.2), gpt_config(2, 32, 2, 20, 2, 0.0),
+        // llama with grouped-query attention, and with chunked attention (whose blocks have only
+        // the norm and MLP variants)
+        as_llama(gpt_config(2, 32, 4, 24, 2, 0.1), 2), as_llama(gpt_config(2, 48, 4, 16, 3, 0.0), 1),
+        as_llama(gpt_config(2, 32, 2, 20, 2, 0.1), 2, "chunked")}) {
     Fixture f(c);
     const Run plain = f.run(plan_no_checkpoint(f.model->num_stages()));
     const auto variants = f.model->stage_variants(1);
-    REQUIRE(variants.size() == BlockVariant::all(c.dropout > 0).size());
+    REQUIRE(variants.size() == BlockVariant::all(c).size());
     for (const auto& v : variants) {
       INFO(c.describe() << " variant " << v);
       const Run r = f.run(all_blocks(*f.model, v));
@@ -90,7 +104,7 @@ TEST_CASE("variants inside checkpoint segments give the plain gradients", "[torc
       0, 6,
       {PlanNode::save(0, 1),
        PlanNode::checkpoint(1, 3, {PlanNode::save(1, 2, "attention-core"),
-                                   PlanNode::save(2, 3, "mlp-core")}),
+                                   PlanNode::save(2, 3, "norm+mlp-core")}),
        PlanNode::checkpoint(3, 5, {PlanNode::checkpoint(3, 4, {PlanNode::save(3, 4, "attention-dropout+mlp-activation")}),
                                    PlanNode::save(4, 5, "attention-core+mlp-core")}),
        PlanNode::save(5, 6)});
@@ -146,7 +160,9 @@ TEST_CASE("a trace shows the partial recompute of variant blocks", "[torch][vari
 }
 
 TEST_CASE("variants run under bfloat16 autocast with the plain block's gradients", "[torch][variants]") {
-  Fixture f(gpt_config(2, 32, 4, 16, 2, 0.1));
+  for (const ModelConfig& c : {gpt_config(2, 32, 4, 16, 2, 0.1), as_llama(gpt_config(2, 32, 4, 16, 2, 0.1), 2)}) {
+  INFO(c.describe());
+  Fixture f(c);
   auto run_bf16 = [&](const PlanNode& root) {
     for (auto& p : f.model->parameters()) p.mutable_grad().reset();
     PlanExecutor ex(*f.model, root);
@@ -165,5 +181,6 @@ TEST_CASE("variants run under bfloat16 autocast with the plain block's gradients
     // Recomputed tensors are rebuilt in the forward's precision; what differs is only where
     // bfloat16 results are rounded back, hence bfloat16's tolerance.
     CHECK(max_relative_difference(plain, run_bf16(all_blocks(*f.model, v))) < 2e-2);
+  }
   }
 }

@@ -3,9 +3,10 @@
 // fewer tensors for backward and recompute the rest there, cheapest first.
 //
 // Note [block variants]
-// Of what a block saves (Note [saved bytes of a block], gpt.hpp), two groups are large and
-// cheap to rebuild:
-//  attention (9·B·H·T² bytes with dropout on, 4·B·H·T² without)
+// Of what a block saves (Note [saved bytes of a block], gpt.hpp), three groups are large and
+// cheap to rebuild. A variant names one choice per group, joined by '+' in this order:
+// "attention-core+norm+mlp-activation".
+//  attention (naive attention only: chunked and sdpa keep no T² tensor to begin with)
 //   - attention-dropout: the dropped-out probabilities (4·B·H·T²) are rebuilt in backward
 //     from the softmax output and the dropout mask, which are kept anyway: one elementwise
 //     multiply. Only with dropout on.
@@ -14,34 +15,47 @@
 //     P·V matmul of the forward is not redone, as a checkpoint of the core would. Frees
 //     8·B·H·T² (4·B·H·T² without dropout); the 1-byte mask stays so no random numbers are
 //     drawn again.
-//  mlp
-//   - mlp-activation: the GELU output (16·B·T·C) is rebuilt from the GELU input, which is
-//     kept: one elementwise GELU.
-//   - mlp-core: only the MLP input (ln2 output) is kept; backward redoes the fc matmul and
-//     the GELU. Frees 32·B·T·C.
-// A variant names one choice per group, joined by '+': "attention-core+mlp-activation".
+//  norm
+//   - norm: the outputs of the block's two norms (LayerNorm for gpt, RMSNorm for llama),
+//     which the projections after them keep (4·B·T·C each), are rebuilt in backward from
+//     the norm's input and statistics, which the norm keeps anyway: elementwise work. Under
+//     mlp-core the MLP keeps its input itself, so only the attention side's is freed.
+//  mlp (F = the MLP's hidden width, ModelConfig::mlp_hidden())
+//   - mlp-activation: the activation is rebuilt from the first projection's output, which
+//     is kept: gpt's GELU output (4·B·T·F), or llama's SiLU output and SwiGLU product
+//     silu(gate)·up (8·B·T·F) from the gate and up projections.
+//   - mlp-core: only the MLP input (the norm output) is kept; backward redoes the first
+//     projection (gpt's fc, llama's gate and up) and the activation. Frees 8·B·T·F (gpt)
+//     or 16·B·T·F (llama).
+// Rotary embeddings get no variant of their own: the rotation keeps nothing for backward
+// (its tables are buffers) and the rotated q and k replace q and k one for one in what
+// attention keeps, so rebuilding them from q and k would free nothing.
 // Gradients equal the plain block's: the backward applies the same ATen kernels autograd
 // would, in the same order, to bitwise-identical recomputed tensors.
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "tidemark/core/model_config.hpp"
+
 namespace tidemark::runtime {
 
 struct BlockVariant {
   enum class Attention { Full, Dropout, Core };
+  enum class Norm { Full, Recompute };
   enum class Mlp { Full, Activation, Core };
   Attention attention = Attention::Full;
+  Norm norm = Norm::Full;
   Mlp mlp = Mlp::Full;
 
-  bool is_full() const { return attention == Attention::Full && mlp == Mlp::Full; }
-  // "" for the full block, else e.g. "attention-core+mlp-activation".
+  bool is_full() const { return attention == Attention::Full && norm == Norm::Full && mlp == Mlp::Full; }
+  // "" for the full block, else e.g. "attention-core+norm+mlp-activation".
   std::string name() const;
   // Accepts "", "full", and the names name() gives; nullopt for anything else.
   static std::optional<BlockVariant> parse(const std::string& name);
-  // Every variant other than full that differs from it for this configuration
-  // (attention-dropout only when dropout is on), in a fixed order.
-  static std::vector<BlockVariant> all(bool dropout);
+  // Every variant other than full that a block of `model` has, in a fixed order: the
+  // attention variants only for naive attention, attention-dropout only with dropout on.
+  static std::vector<BlockVariant> all(const ModelConfig& model);
 };
 
 }  // namespace tidemark::runtime
