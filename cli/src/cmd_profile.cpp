@@ -87,7 +87,7 @@ void run_profile(const ProfileArgs& a) {
     }
   }
   if (!a.quiet) {
-    const auto variants = a.no_variants ? 0 : runtime::BlockVariant::all(a.model.dropout > 0).size();
+    const auto variants = a.no_variants ? 0 : runtime::BlockVariant::all(a.model).size();
     fmt::print(stderr, "profiling {} ({} parameters): {} warm-up + {} measured steps{}\n",
                cfg.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters,
                variants ? fmt::format(", each followed by one step per block variant ({})", variants) : "");

@@ -3,15 +3,24 @@
 #include <fmt/format.h>
 
 #include "tidemark/core/error.hpp"
+#include "tidemark/runtime/gpt.hpp"
 
 namespace tidemark::cli {
 
 void add_model_flags(CLI::App* cmd, ModelConfig& c) {
-  const char* g = "Model (GPT)";
+  const char* g = "Model";
+  cmd->add_option("--arch", c.arch,
+                  "gpt (GPT-2: LayerNorm, learned positions, GELU MLP, biases) or llama (RMSNorm, rotary "
+                  "q/k, grouped-query attention, SwiGLU MLP, no biases)")
+      ->capture_default_str()
+      ->group(g);
   cmd->add_option("--layers", c.layers, "transformer blocks")->capture_default_str()->group(g);
   cmd->add_option("--d-model", c.d_model, "model width")->capture_default_str()->group(g);
   cmd->add_option("--heads", c.heads, "attention heads; must divide --d-model")
       ->capture_default_str()
+      ->group(g);
+  cmd->add_option("--kv-heads", c.kv_heads,
+                  "llama: key/value heads (grouped-query attention); must divide --heads; default: --heads")
       ->group(g);
   cmd->add_option("--seq", c.seq, "sequence length")->capture_default_str()->group(g);
   cmd->add_option("--batch", c.batch, "sequences per step")->capture_default_str()->group(g);
@@ -28,12 +37,17 @@ void add_model_flags(CLI::App* cmd, ModelConfig& c) {
       ->capture_default_str()
       ->group(g);
   cmd->add_option("--device", c.device, "cpu or cuda")->capture_default_str()->group(g);
+  // Empty until parsed: then the best this build has for the model (runtime::best_attention).
+  c.attention.clear();
   cmd->add_option("--attention", c.attention,
                   "naive (B*H*T^2 scores and probabilities kept for backward), chunked (query blocks: "
                   "nothing T^2 kept, rebuilt in backward) or sdpa (at::scaled_dot_product_attention, "
-                  "LibTorch >= 2.1)")
-      ->capture_default_str()
+                  "LibTorch >= 2.1); default: sdpa where LibTorch has it and the device runs it fused (CUDA, "
+                  "or the CPU without dropout), else chunked")
       ->group(g);
+  cmd->parse_complete_callback([&c] {
+    if (c.attention.empty()) c.attention = runtime::best_attention(c);
+  });
 }
 
 void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb) {

@@ -54,6 +54,10 @@ TEST_CASE("train refuses bad flags and values", "[cli][torch]") {
   refused("train " + kTiny + " --steps 1 --gc-option debug=true", "--gc-option needs --gradient-checkpointing");
   refused("train " + kTiny + " --attention flash --steps 1", "--attention 'flash' does not exist");
   refused("profile " + kTiny + " --attention flash -o x.json", "use naive, chunked or sdpa");
+  refused("train " + kTiny + " --arch mistral --steps 1", "--arch 'mistral' does not exist; use gpt or llama");
+  refused("profile --arch llama --d-model 32 --heads 4 --kv-heads 3 -o x.json", "--kv-heads 3 does not divide --heads 4");
+  refused("train --arch llama --d-model 36 --heads 4 --steps 1", "rotary dimension --d-model / --heads = 9 is odd");
+  refused("train " + kTiny + " --kv-heads 1 --steps 1", "--kv-heads 1 needs --arch llama");
   // sdpa trains where LibTorch has it (2.1 and later) and is refused, pointing to chunked, where not.
   Run sdpa = run_tidemark("train " + kTiny + " --attention sdpa --steps 1");
   INFO(sdpa.output);
@@ -163,7 +167,9 @@ TEST_CASE("train refuses plans it cannot run before training starts", "[cli][tor
           "another model configuration");
   refused("train --layers 3 --d-model 32 --heads 2 --seq 32 --batch 2 --steps 1 --plan " + dir + "/plan.json",
           "stages");
-  refused(train + dir + "/plan.json --attention chunked", "another model configuration");  // made for naive
+  // Made for the default attention (chunked or sdpa) and the gpt arch.
+  refused(train + dir + "/plan.json --attention naive", "another model configuration");
+  refused(train + dir + "/plan.json --arch llama", "another model configuration");
   refused(train + variant("gap.json", [](auto& j) {
             j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 1}},
                                      {{"op", "save"}, {"begin", 2}, {"end", 4}}};
@@ -183,4 +189,46 @@ TEST_CASE("train refuses plans it cannot run before training starts", "[cli][tor
           }),
           "no variant");
   CHECK_FALSE(file_exists(dir + "/r.json"));
+}
+
+TEST_CASE("the llama path: profile, plan under a budget, train with the plan within it", "[cli][torch]") {
+  const std::string dir = scratch_dir("llama_path");
+  const std::string model = "--arch llama --layers 3 --d-model 32 --heads 4 --kv-heads 2 --seq 64 --batch 4";
+  Run p = run_tidemark("profile " + model + " -q --warmup 1 --iters 1 -o " + dir + "/p.json");
+  INFO(p.output);
+  REQUIRE(p.rc == 0);
+  auto prof = nlohmann::json::parse(slurp(dir + "/p.json"));
+  CHECK(prof["config"]["arch"] == "llama");
+  CHECK(prof["config"]["kv_heads"] == 2);
+  CHECK(prof["layers"][1]["variants"].size() == 5);  // norm and MLP variants (chunked or sdpa attention)
+  Run pl = run_tidemark("plan " + dir + "/p.json --budget 0.7 -o " + dir + "/plan.json");
+  INFO(pl.output);
+  REQUIRE(pl.rc == 0);
+  Run t = run_tidemark("train " + model + " --steps 2 --plan " + dir + "/plan.json --report " + dir +
+                       "/r.json --trace " + dir + "/t.json --save " + dir + "/state");
+  INFO(t.output);
+  REQUIRE(t.rc == 0);
+  auto r = nlohmann::json::parse(slurp(dir + "/r.json"));
+  const auto measured = r["peak_bytes"].get<double>();
+  const auto predicted = r["predicted"]["peak_bytes"].get<double>();
+  CHECK(measured <= r["budget_bytes"].get<double>());
+  CHECK(std::abs(measured - predicted) <= 0.05 * predicted);
+  // A plan for llama is refused for gpt.
+  refused("train --layers 3 --d-model 32 --heads 4 --seq 64 --batch 4 --steps 1 --plan " + dir + "/plan.json",
+          "another model configuration");
+  // The rest of the path: resume continues the uninterrupted run exactly, two data-parallel
+  // ranks train, reports compare and traces export.
+  Run whole = run_tidemark("train " + model + " --steps 3 -q --plan " + dir + "/plan.json --report " + dir + "/w.json");
+  REQUIRE(whole.rc == 0);
+  Run resumed = run_tidemark("train " + model + " --steps 3 -q --plan " + dir + "/plan.json --resume " + dir +
+                             "/state --report " + dir + "/resumed.json");
+  INFO(resumed.output);
+  REQUIRE(resumed.rc == 0);
+  const auto w = nlohmann::json::parse(slurp(dir + "/w.json"))["losses"];
+  CHECK(nlohmann::json::parse(slurp(dir + "/resumed.json"))["losses"] == nlohmann::json::array({w[2]}));
+  Run ddp = run_tidemark("train " + model + " --steps 1 -q --nproc 2 --report " + dir + "/ddp.json");
+  INFO(ddp.output);
+  CHECK(ddp.rc == 0);
+  CHECK(run_tidemark("compare " + dir + "/r.json " + dir + "/w.json").rc == 0);
+  CHECK(run_tidemark("export " + dir + "/t.json --chrome " + dir + "/c.json").rc == 0);
 }
