@@ -2,7 +2,8 @@
 // steps with every distinct plan, and print measured peak and step time side by side, with
 // the predictions. Writes pareto.csv, pareto.svg (measured fronts) and pareto.md.
 //
-//   build/bench/pareto/bench_pareto [--layers 8 ...] [--budgets 8] [--steps 4] [--out DIR]
+//   build/bench/pareto/bench_pareto [--arch llama --attention chunked --layers 8 ...] [--budgets 8]
+//                                   [--steps 4] [--out DIR]
 //
 // Sections: options; profile and plan; measure; report (table, targets, files).
 #include <CLI/CLI.hpp>
@@ -106,9 +107,12 @@ int main(int argc, char** argv) {
   int n_budgets = 8, steps = 3, warmup = 2, iters = 3, rounds = 2;
   bool no_variants = false;
   std::string out_dir = "pareto-out";
+  app.add_option("--arch", model.arch, "gpt or llama")->capture_default_str();
   app.add_option("--layers", model.layers)->capture_default_str();
   app.add_option("--d-model", model.d_model)->capture_default_str();
   app.add_option("--heads", model.heads)->capture_default_str();
+  app.add_option("--kv-heads", model.kv_heads, "llama: key/value heads (default: --heads)");
+  app.add_option("--attention", model.attention, "naive, chunked or sdpa")->capture_default_str();
   app.add_option("--seq", model.seq)->capture_default_str();
   app.add_option("--batch", model.batch)->capture_default_str();
   app.add_option("--dropout", model.dropout)->capture_default_str();
@@ -344,8 +348,7 @@ int main(int argc, char** argv) {
       if (!ser.points.empty()) series.push_back(ser);
     }
     std::ofstream(out_dir + "/pareto.svg")
-        << svg_plot(fmt::format("Measured step-time overhead against peak memory ({} layers, d_model {}, {} heads, seq {}, batch {})",
-                                model.layers, model.d_model, model.heads, model.seq, model.batch),
+        << svg_plot(fmt::format("Measured step-time overhead against peak memory ({})", model.describe()),
                     "measured peak (MiB)", "step-time overhead (%)", series);
     std::ofstream(out_dir + "/pareto.md") << md;
     fmt::print("\nwrote {0}/pareto.csv, {0}/pareto.svg, {0}/pareto.md\n", out_dir);
