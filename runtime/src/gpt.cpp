@@ -117,6 +117,17 @@ block_ops::NormWeights norm_weights(const torch::nn::LayerNorm& n) {
 
 block_ops::NormWeights norm_weights(const RMSNorm& n) { return {n->weight, {}, true, n->eps}; }
 
+// GPT-2's initialisation, which LLaMA keeps: N(0, 0.02), the projections back into the
+// residual stream scaled down by depth.
+void init_block(const ModelConfig& c, torch::nn::Linear& qkv, torch::nn::Linear& mlp_in, torch::nn::Linear& attn_out,
+                torch::nn::Linear& mlp_out) {
+  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.layers));
+  init_linear(qkv, 0.02);
+  init_linear(mlp_in, 0.02);
+  init_linear(attn_out, residual_std);
+  init_linear(mlp_out, residual_std);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- gpt block
@@ -130,12 +141,7 @@ BlockImpl::BlockImpl(const ModelConfig& c, torch::Tensor causal_mask)
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({C})));
   fc = register_module("fc", torch::nn::Linear(C, c.mlp_hidden()));
   fc_out = register_module("fc_out", torch::nn::Linear(c.mlp_hidden(), C));
-  // GPT-2 initialisation; residual projections scaled by depth.
-  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.layers));
-  init_linear(qkv, 0.02);
-  init_linear(fc, 0.02);
-  init_linear(attn_out, residual_std);
-  init_linear(fc_out, residual_std);
+  init_block(c, qkv, fc, attn_out, fc_out);
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) { return checkpointed_forward(*this, x); }
@@ -199,11 +205,7 @@ LlamaBlockImpl::LlamaBlockImpl(const ModelConfig& c, torch::Tensor causal_mask, 
   mlp_norm = register_module("mlp_norm", RMSNorm(C));
   gate_up = register_module("gate_up", linear(C, 2 * F));
   down = register_module("down", linear(F, C));
-  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.layers));
-  init_linear(qkv, 0.02);
-  init_linear(gate_up, 0.02);
-  init_linear(attn_out, residual_std);
-  init_linear(down, residual_std);
+  init_block(c, qkv, gate_up, attn_out, down);
 }
 
 torch::Tensor LlamaBlockImpl::forward(const torch::Tensor& x) { return checkpointed_forward(*this, x); }
