@@ -133,12 +133,13 @@ void run_profile(const ProfileArgs& a) {
 void add_profile_command(CLI::App& app) {
   auto a = std::make_shared<ProfileArgs>();
   auto* cmd = app.add_subcommand("profile", "Measure per-stage activation memory and time (tidemark.profile/1)");
-  cmd->footer(R"(Runs real training steps of the GPT with markers between stages and measures, per
-stage (embedding, each block, head): output and saved bytes, forward/backward peaks and
-times, the forward without autograd recording that a checkpoint costs; plus parameters,
-gradients, optimizer state, inputs, the no-checkpoint peak and step time. Each block's
-selective-recompute variants are measured too (saved bytes and backward time with the
-recompute), on extra steps of their own; the optimal planner picks one per block.
+  cmd->footer(R"(Runs real training steps of the model (--arch gpt or llama) with markers between
+stages and measures, per stage (embedding, each block, head): output and saved bytes,
+forward/backward peaks and times, the forward without autograd recording that a checkpoint
+costs; plus parameters, gradients, optimizer state, inputs, the no-checkpoint peak and step
+time. Each block's selective-recompute variants are measured too (saved bytes and backward
+time with the recompute), on extra steps of their own; the optimal planner picks one per
+block.
 
 Example:
   tidemark profile --layers 12 -o profile.json --trace profile-trace.json

@@ -239,6 +239,7 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train the GPT, optionally with a checkpoint plan");
   cmd->footer(R"(Examples:
   tidemark train --steps 30                        no checkpointing
+  tidemark train --arch llama --kv-heads 2 --dropout 0   a LLaMA-style decoder, 4 query heads a kv head
   tidemark train --gradient-checkpointing          every block checkpointed (Hugging Face)
   tidemark train --plan plan.json --report r.json  the plan from 'tidemark plan'
   tidemark train --steps 1000 --save ckpt --save-every 100
