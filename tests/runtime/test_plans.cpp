@@ -57,7 +57,11 @@ TEST_CASE("under six budgets the measured peak fits and matches the prediction",
   // the minimum and the no-checkpoint peak call for different plans.
   using testing::gpt_config;
   for (const ModelConfig& c : {gpt_config(4, 32, 4, 64, 4, 0.1), gpt_config(3, 48, 3, 48, 3, 0.2),
-                               testing::as_llama(gpt_config(5, 32, 4, 96, 4, 0.1), 2, "chunked"),
+                               // llama with naive attention: with chunked attention, whose tiny
+                               // blocks' variants cost next to nothing, timing noise can make one
+                               // plan the fastest at every budget (seen under ctest -j2); the CLI
+                               // llama test checks a chunked plan's peak instead.
+                               testing::as_llama(gpt_config(4, 32, 4, 64, 4, 0.1), 2),
                                testing::as_llama(gpt_config(3, 48, 3, 48, 3, 0.2), 3)}) {
     INFO(c.describe());
     const ChainProfile profile = profile_of(c);
