@@ -42,8 +42,9 @@ void add_model_flags(CLI::App* cmd, ModelConfig& c) {
   cmd->add_option("--attention", c.attention,
                   "naive (B*H*T^2 scores and probabilities kept for backward), chunked (query blocks: "
                   "nothing T^2 kept, rebuilt in backward) or sdpa (at::scaled_dot_product_attention, "
-                  "LibTorch >= 2.1); default: sdpa where LibTorch has it and the device runs it fused (CUDA, "
-                  "or the CPU without dropout), else chunked")
+                  "LibTorch >= 2.1); default: the fastest the build has for the model: sdpa where LibTorch has "
+                  "it and runs it fused (CUDA, or the CPU without dropout), else chunked from --seq 1024 on, "
+                  "naive below")
       ->group(g);
   cmd->parse_complete_callback([&c] {
     if (c.attention.empty()) c.attention = runtime::best_attention(c);

@@ -167,8 +167,8 @@ TEST_CASE("train refuses plans it cannot run before training starts", "[cli][tor
           "another model configuration");
   refused("train --layers 3 --d-model 32 --heads 2 --seq 32 --batch 2 --steps 1 --plan " + dir + "/plan.json",
           "stages");
-  // Made for the default attention (chunked or sdpa) and the gpt arch.
-  refused(train + dir + "/plan.json --attention naive", "another model configuration");
+  // Made for the default attention (naive at this length with dropout) and the gpt arch.
+  refused(train + dir + "/plan.json --attention chunked", "another model configuration");
   refused(train + dir + "/plan.json --arch llama", "another model configuration");
   refused(train + variant("gap.json", [](auto& j) {
             j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 1}},
@@ -193,7 +193,8 @@ TEST_CASE("train refuses plans it cannot run before training starts", "[cli][tor
 
 TEST_CASE("the llama path: profile, plan under a budget, train with the plan within it", "[cli][torch]") {
   const std::string dir = scratch_dir("llama_path");
-  const std::string model = "--arch llama --layers 3 --d-model 32 --heads 4 --kv-heads 2 --seq 64 --batch 4";
+  const std::string model =
+      "--arch llama --layers 3 --d-model 32 --heads 4 --kv-heads 2 --seq 64 --batch 4 --attention chunked";
   Run p = run_tidemark("profile " + model + " -q --warmup 1 --iters 1 -o " + dir + "/p.json");
   INFO(p.output);
   REQUIRE(p.rc == 0);

@@ -160,3 +160,15 @@ TEST_CASE("an attention kind the build lacks or that does not exist is refused",
     CHECK_NOTHROW(GPT(c));
   }
 }
+
+TEST_CASE("the default attention is the fastest kind the build has for the model", "[torch][attention]") {
+  ModelConfig c = testing::gpt_config(1, 32, 4, 256, 1, /*dropout=*/0.1);
+  CHECK(best_attention(c) == "naive");  // chunked's blockwise loop costs time this short
+  c.seq = kChunkedFrom;
+  CHECK(best_attention(c) == "chunked");
+  c.dropout = 0;  // the CPU's fused sdpa kernel runs without dropout only
+  CHECK(best_attention(c) == (TIDEMARK_HAVE_SDPA ? "sdpa" : "chunked"));
+  c.dropout = 0.1;
+  c.device = "cuda";
+  CHECK(best_attention(c) == (TIDEMARK_HAVE_SDPA ? "sdpa" : "chunked"));
+}

@@ -53,10 +53,12 @@
 
 namespace tidemark::runtime {
 
-// The attention kind a model gets when --attention is not given: the one that keeps least,
-// among those this build has. sdpa on CUDA (fused kernels, with or without dropout) and on
-// the CPU without dropout (LibTorch's flash kernel); chunked otherwise, since the CPU's sdpa
-// with dropout runs its math path, which keeps the T² probabilities.
+// The attention kind a model gets when --attention is not given: the fastest this build has
+// for it, and of equally fast ones the one that keeps least. sdpa on CUDA (fused kernels,
+// with or without dropout) and on the CPU without dropout (LibTorch's flash kernel); else
+// chunked from sequence kChunkedFrom on, where it measured no slower than naive, and naive
+// below. (The CPU's sdpa with dropout runs its math path, which keeps the T² probabilities.)
+constexpr std::int64_t kChunkedFrom = 1024;
 std::string best_attention(const ModelConfig& c);
 
 // With a variant: what it keeps instead (Note [block variants]).
