@@ -58,6 +58,7 @@ TEST_CASE("train refuses bad flags and values", "[cli][torch]") {
   refused("profile --arch llama --d-model 32 --heads 4 --kv-heads 3 -o x.json", "--kv-heads 3 does not divide --heads 4");
   refused("train --arch llama --d-model 36 --heads 4 --steps 1", "rotary dimension --d-model / --heads = 9 is odd");
   refused("train " + kTiny + " --kv-heads 1 --steps 1", "--kv-heads 1 needs --arch llama");
+  refused("train --arch llama --d-model 32 --heads 4 --kv-heads -2 --steps 1", "--kv-heads must be a positive integer");
   // sdpa trains where LibTorch has it (2.1 and later) and is refused, pointing to chunked, where not.
   Run sdpa = run_tidemark("train " + kTiny + " --attention sdpa --steps 1");
   INFO(sdpa.output);
