@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     }
     // Baselines and the block-only optimum plan on the chain without variants.
     ChainProfile blocks_only = profile;
-    for (auto& l : blocks_only.layers) l.variants.clear();
+    for (auto& l : blocks_only.stages) l.variants.clear();
     const planner::Chain chain = planner::chain_from_profile(blocks_only);
     const planner::Chain chain_var = planner::chain_from_profile(profile);
     std::vector<Contender> contenders;

@@ -86,7 +86,7 @@ void print_summary(const ChainProfile& profile, const Chain& chain, const PlanAr
              args.profile, profile.model, chain.size(), format_bytes(chain.measured_peak),
              chain.measured_step_ms);
   fmt::print("budget:  {}{}\n", format_bytes(budget_bytes),
-             budget.is_fraction ? fmt::format(" ({})", budget.describe()) : "");
+             budget.is_fraction() ? fmt::format(" ({})", budget.describe()) : "");
   // Where the plan came from, when that says more than the solver's name.
   fmt::print("plan ({}{}):\n", args.solver, plan.origin == args.solver ? "" : "; " + plan.origin);
   for (const std::string& line : describe_plan(chain, plan.root)) fmt::print("  {}\n", line);
@@ -111,32 +111,22 @@ void print_summary(const ChainProfile& profile, const Chain& chain, const PlanAr
 
 void run_plan(const PlanArgs& args) {
   const Solver solver = checked_solver(args);
-  const Budget budget = parse_budget(args.budget);
+  const Budget budget = Budget::parse(args.budget);
   check_writable(args.output, "-o");
   if (!args.pareto.empty()) check_writable(args.pareto, "--pareto");
 
   const ChainProfile profile = read_profile(args.profile);
   const Chain chain = chain_from_profile(profile);
-  const std::uint64_t budget_bytes = budget.resolve(profile.peak_bytes);
   SolveOptions options;
   options.slots = args.slots;
   options.k = args.k_given ? args.k : 0;
 
-  const Candidate chosen = solve(chain, solver, budget_bytes, options);
+  const Plan plan = planner::plan(profile, budget, solver, options);
+  const std::uint64_t budget_bytes = plan.budget_bytes;
+  const Candidate chosen = make_candidate(chain, plan.root, plan.solver);
   // Everything that can fail runs before the first write, so an error leaves no file.
   std::string csv;
   if (!args.pareto.empty()) csv = pareto_csv(pareto_sweep(chain, options));
-
-  Plan plan;
-  plan.solver = args.solver;
-  plan.budget_bytes = budget_bytes;
-  plan.layers = chain.size();
-  plan.digest = profile.digest;
-  plan.model = profile.model;
-  plan.root = chosen.root;
-  plan.predicted = Prediction{chosen.sim.peak_bytes, chosen.sim.step_ms, chosen.sim.recompute_ms};
-  plan.baseline_peak_bytes = profile.peak_bytes;
-  plan.baseline_step_ms = profile.step_ms;
   const std::string json = plan_to_json(plan);
 
   print_summary(profile, chain, args, budget, budget_bytes, chosen);

@@ -36,13 +36,13 @@ struct ProfileArgs {
 void print_table(const ChainProfile& p) {
   fmt::print("{:<12} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9}\n", "stage", "output", "saved",
              "fwd peak", "bwd peak", "fwd ms", "nograd", "bwd ms");
-  for (const auto& l : p.layers) {
+  for (const auto& l : p.stages) {
     fmt::print("{:<12} {:>11} {:>11} {:>11} {:>11} {:>9.2f} {:>9.2f} {:>9.2f}\n", l.name,
                format_bytes(l.output_bytes), format_bytes(l.saved_bytes),
                format_bytes(l.forward_peak_bytes), format_bytes(l.backward_peak_bytes), l.forward_ms,
                l.forward_nograd_ms, l.backward_ms);
   }
-  for (const auto& l : p.layers) {
+  for (const auto& l : p.stages) {
     if (l.variants.empty()) continue;
     // Blocks share a shape; the first one stands for all (every stage's are in the file).
     fmt::print("variants of {:<24} {:>11} {:>9} {:>9}\n", l.name, "saved", "bwd ms", "extra");

@@ -94,20 +94,40 @@ std::string format_bytes_signed(std::int64_t bytes) {
   return "+" + format_bytes(static_cast<std::uint64_t>(bytes));
 }
 
+Budget Budget::fraction(double f) {
+  if (!(f > 0.0 && f <= 1.0)) {
+    throw UserError(fmt::format(
+        "budget fraction {:g} is outside (0, 1]; it is a fraction of the no-checkpoint peak "
+        "(for bytes use Budget::bytes, or a unit: 600MiB)",
+        f));
+  }
+  Budget b;
+  b.is_fraction_ = true;
+  b.fraction_ = f;
+  return b;
+}
+
+Budget Budget::bytes(std::uint64_t n) {
+  if (n == 0) throw UserError("a budget of zero bytes cannot hold anything; give a positive size");
+  Budget b;
+  b.bytes_ = n;
+  return b;
+}
+
 std::uint64_t Budget::resolve(std::uint64_t peak_bytes) const {
-  if (!is_fraction) return bytes;
+  if (!is_fraction_) return bytes_;
   // Peaks near 2^64 round up to 2^64 as doubles, which no uint64 holds; a fraction of at
   // most 1 is at most the peak itself.
-  const double b = std::floor(fraction * static_cast<double>(peak_bytes));
+  const double b = std::floor(fraction_ * static_cast<double>(peak_bytes));
   return b >= static_cast<double>(peak_bytes) ? peak_bytes : static_cast<std::uint64_t>(b);
 }
 
 std::string Budget::describe() const {
-  if (is_fraction) return fmt::format("{:g} of the no-checkpoint peak", fraction);
-  return format_bytes(bytes);
+  if (is_fraction_) return fmt::format("{:g} of the no-checkpoint peak", fraction_);
+  return format_bytes(bytes_);
 }
 
-Budget parse_budget(std::string_view text) {
+Budget Budget::parse(std::string_view text) {
   std::string_view s = trim(text);
   double value = 0;
   std::string_view unit;
@@ -117,7 +137,6 @@ Budget parse_budget(std::string_view text) {
         "peak in (0, 1] (0.5)",
         text));
   }
-  Budget b;
   if (unit.empty()) {
     if (!(value > 0.0 && value <= 1.0)) {
       throw UserError(fmt::format(
@@ -125,13 +144,11 @@ Budget parse_budget(std::string_view text) {
           "(for bytes add a unit, e.g. 600MiB)",
           text));
     }
-    b.is_fraction = true;
-    b.fraction = value;
-    return b;
+    return fraction(value);
   }
-  b.bytes = parse_bytes(s, "budget");
-  if (b.bytes == 0) throw UserError(fmt::format("budget '{}' is zero bytes", text));
-  return b;
+  const std::uint64_t n = parse_bytes(s, "budget");
+  if (n == 0) throw UserError(fmt::format("budget '{}' is zero bytes", text));
+  return bytes(n);
 }
 
 }  // namespace tidemark

@@ -160,7 +160,7 @@ std::string plan_to_json(const Plan& p) {
   json doc = detail::document_header(kPlanSchema, kPlanVersion);
   doc["solver"] = p.solver;
   doc["budget_bytes"] = p.budget_bytes;
-  doc["profile"] = json{{"model", p.model}, {"layers", p.layers}, {"digest", p.digest}};
+  doc["profile"] = json{{"model", p.model}, {"layers", p.stages}, {"digest", p.digest}};
   doc["root"] = node_to_json(p.root);
   doc["predicted"] = json{{"peak_bytes", p.predicted.peak_bytes},
                           {"step_ms", p.predicted.step_ms},
@@ -179,11 +179,11 @@ Plan plan_from_json(const std::string& text, const std::string& source) {
   if (auto m = prof.get("model")) p.model = m->str();
   std::int64_t layers = prof.at("layers").i64();
   if (layers <= 0 || layers > 1 << 24) prof.at("layers").fail("must be a positive stage count");
-  p.layers = static_cast<int>(layers);
+  p.stages = static_cast<int>(layers);
   p.digest = prof.at("digest").str();
   p.root = node_from_json(root.at("root"), 0);
   if (p.root.op != NodeOp::Sequence) p.root = PlanNode::sequence(p.root.begin, p.root.end, {p.root});
-  validate_plan_tree(p.root, p.layers, source);
+  validate_plan_tree(p.root, p.stages, source);
   JsonView pred = root.at("predicted");
   p.predicted.peak_bytes = pred.at("peak_bytes").u64();
   p.predicted.step_ms = pred.at("step_ms").non_negative();

@@ -12,7 +12,7 @@ using detail::JsonView;
 
 double ChainProfile::fixed_ms() const {
   double staged = 0;
-  for (const auto& l : layers) staged += l.forward_ms + l.backward_ms;
+  for (const auto& l : stages) staged += l.forward_ms + l.backward_ms;
   return step_ms > staged ? step_ms - staged : 0.0;
 }
 
@@ -73,7 +73,7 @@ std::string profile_to_json(const ChainProfile& p) {
   doc["optimizer_ms"] = p.optimizer_ms;
   doc["checkpoint_state_bytes"] = p.checkpoint_state_bytes;
   json layers = json::array();
-  for (const auto& l : p.layers) {
+  for (const auto& l : p.stages) {
     json j{{"name", l.name},
            {"kind", l.kind},
            {"input_bytes", l.input_bytes},
@@ -150,12 +150,12 @@ ChainProfile profile_from_json(const std::string& text, const std::string& sourc
     if (auto vs = l.get("variants")) {
       for (const auto& v : vs->items()) s.variants.push_back(variant_from_json(v));
     }
-    p.layers.push_back(std::move(s));
+    p.stages.push_back(std::move(s));
   }
-  if (p.model == "gpt" && static_cast<std::int64_t>(p.layers.size()) != p.config.stages()) {
+  if (p.model == "gpt" && static_cast<std::int64_t>(p.stages.size()) != p.config.stages()) {
     root.at("layers").fail(fmt::format("has {} stages but config.layers {} means {} (embedding, "
                                        "blocks, head)",
-                                       p.layers.size(), p.config.layers, p.config.stages()));
+                                       p.stages.size(), p.config.layers, p.config.stages()));
   }
   return p;
 }

@@ -45,20 +45,20 @@ Chain chain_from_profile(const ChainProfile& p) {
   c.measured_step_ms = p.step_ms;
   // The execution model chains stages: a_k is stage k-1's output, and backward reaches every
   // stage. Profiles that say otherwise cannot be planned, so refuse them by name.
-  for (size_t k = 1; k < p.layers.size(); ++k) {
-    const auto& l = p.layers[k];
+  for (size_t k = 1; k < p.stages.size(); ++k) {
+    const auto& l = p.stages[k];
     if (!l.input_requires_grad) {
       throw FormatError(fmt::format("profile: layers[{}] ({}): input_requires_grad is false, but only "
                                     "the first stage's input may be without gradient",
                                     k, l.name));
     }
-    if (l.input_bytes != p.layers[k - 1].output_bytes) {
+    if (l.input_bytes != p.stages[k - 1].output_bytes) {
       throw FormatError(fmt::format("profile: layers[{}] ({}): input_bytes {} differs from the previous "
                                     "stage's output_bytes {}; stages must form a chain",
-                                    k, l.name, l.input_bytes, p.layers[k - 1].output_bytes));
+                                    k, l.name, l.input_bytes, p.stages[k - 1].output_bytes));
     }
   }
-  for (const auto& l : p.layers) {
+  for (const auto& l : p.stages) {
     StageCost s;
     s.name = l.name;
     s.kind = l.kind;

@@ -250,4 +250,21 @@ Candidate solve(const Chain& chain, Solver solver, std::uint64_t budget,
   return c;
 }
 
+Plan plan(const ChainProfile& profile, const Budget& budget, Solver solver, const SolveOptions& options) {
+  const Chain chain = chain_from_profile(profile);
+  const std::uint64_t budget_bytes = budget.resolve(profile.peak_bytes);
+  const Candidate chosen = solve(chain, solver, budget_bytes, options);
+  Plan p;
+  p.solver = to_string(solver);
+  p.budget_bytes = budget_bytes;
+  p.stages = chain.size();
+  p.digest = profile.digest;
+  p.model = profile.model;
+  p.root = chosen.root;
+  p.predicted = Prediction{chosen.sim.peak_bytes, chosen.sim.step_ms, chosen.sim.recompute_ms};
+  p.baseline_peak_bytes = profile.peak_bytes;
+  p.baseline_step_ms = profile.step_ms;
+  return p;
+}
+
 }  // namespace tidemark::planner

@@ -84,14 +84,23 @@ void StageRecorder::backward_begin(int stage, const torch::Tensor& grad) {
   if (hold_incoming_) held_grad_ = grad;
   backward_ = open(stage, Phase::Backward, true);
   backward_thread_ = std::this_thread::get_id();
-  if (gpu_ && stage == 0) {
-    // Stage 0's backward ends with the graph; close its GPU scope on the thread that opened
-    // it (autograd's device thread) when the engine finishes, not later on the caller's.
+  if (stage == 0) {
+    // Stage 0's backward ends with the graph: close it when the engine finishes, on the
+    // thread that opened it (autograd's device thread on CUDA, where its GPU scope lives),
+    // so that a loop which never calls finish_backward (a user's own) gets its span right.
     torch::autograd::Engine::get_default_engine().queue_callback([this] {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (backward_ && backward_thread_ == std::this_thread::get_id()) close_backward_locked();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (backward_ && backward_thread_ == std::this_thread::get_id()) close_backward_locked();
+      }
+      if (backward_end_hook_) backward_end_hook_();
     });
   }
+}
+
+void StageRecorder::set_backward_end_hook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  backward_end_hook_ = std::move(hook);
 }
 
 void StageRecorder::set_boundary_hook(std::function<void()> hook) {

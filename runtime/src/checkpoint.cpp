@@ -7,8 +7,10 @@
 #include "rng_state.hpp"
 
 #include <atomic>
+#include <unordered_set>
 #include <fmt/format.h>
 #include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
 #include <torch/csrc/autograd/functions/basic_ops.h>
 #include <torch/csrc/autograd/variable.h>
 
@@ -99,71 +101,114 @@ struct RecomputeDepth {
 
 // ---------------------------------------------------------------- the Function
 
-// What backward needs besides the saved input. Held by the node through an IValue capsule,
+// What backward needs besides the saved inputs. Held by the node through an IValue capsule,
 // so it lives exactly as long as the graph does.
 struct Segment : torch::CustomClassHolder {
   SegmentFn fn;
   CheckpointOptions options;
   std::vector<at::Tensor> params;
-  bool input_requires_grad = false;
+  std::vector<bool> input_requires_grad;
   RngSnapshot rng;
   AutocastState autocast;
-  std::vector<int64_t> out_sizes;
-  at::ScalarType out_dtype = at::kFloat;
+  std::vector<std::vector<int64_t>> out_sizes;
+  std::vector<at::ScalarType> out_dtypes;
 };
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+std::string shape_of(const at::Tensor& t) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < t.sizes().size(); ++i) s += (i ? "x" : "") + std::to_string(t.sizes()[i]);
+  return s + "]";
+}
+
+// Note [captured tensors]
+// The recompute's graph must end at the node's inputs and parameters (the wanted edges). A
+// gradient accumulator anywhere else belongs to a tensor that requires grad and that the
+// function captured: the nested backward would compute nothing for it. Found by walking
+// the recomputed graph, which stops at wanted nodes, so a correct segment costs one visit
+// per node it created.
+void refuse_captured(const torch::autograd::edge_list& roots, const torch::autograd::edge_list& wanted) {
+  std::unordered_set<const torch::autograd::Node*> stop, seen;
+  for (const auto& e : wanted) stop.insert(e.function.get());
+  std::vector<const torch::autograd::Node*> todo;
+  for (const auto& e : roots) todo.push_back(e.function.get());
+  while (!todo.empty()) {
+    const torch::autograd::Node* n = todo.back();
+    todo.pop_back();
+    if (!n || stop.count(n) || !seen.insert(n).second) continue;
+    if (const auto* acc = dynamic_cast<const torch::autograd::AccumulateGrad*>(n)) {
+      TORCH_CHECK(false, "tidemark checkpoint: the checkpointed function uses a tensor ",
+                  shape_of(acc->variable), " that requires grad but is neither an input nor a "
+                  "parameter of the checkpoint, so it would get no gradient. Pass it as an input "
+                  "(checkpoint(fn, x, it)), or checkpoint the module it belongs to "
+                  "(checkpoint(module, x)); in a tidemark::Chain, give the stage its module");
+    }
+    for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+  }
+}
+
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, at::TensorList /*params*/,
-                            c10::intrusive_ptr<Segment> seg) {
+  // Inputs come as a TensorList: a std::vector argument would not be seen as tensors.
+  static variable_list forward(AutogradContext* ctx, at::TensorList input_list, at::TensorList /*params*/,
+                               c10::intrusive_ptr<Segment> seg) {
+    const variable_list inputs = input_list.vec();
     // Runs in no-grad mode (Function::apply sees to it): nothing is saved for backward.
-    if (seg->options.preserve_rng_state) seg->rng = take_rng(input.device());
+    // Unused outputs get no gradient tensor at all, rather than a zero-filled one.
+    ctx->set_materialize_grads(false);
+    if (seg->options.preserve_rng_state) seg->rng = take_rng(inputs.at(0).device());
     seg->autocast = AutocastState::current();
-    at::Tensor out = seg->fn(input);
-    TORCH_CHECK(out.defined(), "tidemark checkpoint: the segment returned an undefined tensor");
-    seg->out_sizes = out.sizes().vec();
-    seg->out_dtype = out.scalar_type();
-    ctx->save_for_backward({input});
+    variable_list out = seg->fn(inputs);
+    TORCH_CHECK(!out.empty(), "tidemark checkpoint: the segment returned no tensor");
+    for (const auto& t : out) {
+      TORCH_CHECK(t.defined(), "tidemark checkpoint: the segment returned an undefined tensor");
+      seg->out_sizes.push_back(t.sizes().vec());
+      seg->out_dtypes.push_back(t.scalar_type());
+    }
+    ctx->save_for_backward(inputs);
     ctx->saved_data["segment"] = c10::IValue::make_capsule(seg);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto seg = c10::static_intrusive_pointer_cast<Segment>(ctx->saved_data["segment"].toCapsule());
-    const at::Tensor input = ctx->get_saved_variables().at(0);
+    const variable_list inputs = ctx->get_saved_variables();
     g_recomputes.fetch_add(1, std::memory_order_relaxed);
 
-    at::Tensor x = input.detach();
-    x.requires_grad_(seg->input_requires_grad);
-    at::Tensor out;
+    variable_list xs;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      xs.push_back(inputs[i].detach());
+      xs.back().requires_grad_(seg->input_requires_grad[i]);
+    }
+    variable_list out;
     {
       RecomputeDepth depth;
-      RngFork rng(seg->rng, input);
+      RngFork rng(seg->rng, inputs.at(0));
       AutocastRestore autocast(seg->autocast);
       torch::AutoGradMode grad(true);
-      out = seg->fn(x);
+      out = seg->fn(xs);
     }
-    if (seg->options.determinism_check == "default" &&
-        (out.sizes().vec() != seg->out_sizes || out.scalar_type() != seg->out_dtype)) {
-      TORCH_CHECK(false, "tidemark checkpoint: the recompute produced ", out.sizes(), " ",
-                  out.scalar_type(), " but the forward produced ", c10::IntArrayRef(seg->out_sizes),
-                  " ", seg->out_dtype,
-                  "; the segment must compute the same thing twice (no data-dependent control "
-                  "flow on random numbers, or pass determinism_check=none)");
+    if (seg->options.determinism_check == "default") {
+      bool same = out.size() == seg->out_sizes.size();
+      for (std::size_t i = 0; same && i < out.size(); ++i) {
+        same = out[i].sizes().vec() == seg->out_sizes[i] && out[i].scalar_type() == seg->out_dtypes[i];
+      }
+      TORCH_CHECK(same, "tidemark checkpoint: the recompute produced other outputs (count, shape or "
+                  "dtype) than the forward; the segment must compute the same thing twice (no "
+                  "data-dependent control flow on random numbers, or pass determinism_check=none)");
     }
 
-    const size_t n_params = seg->params.size();
-    variable_list result(2 + n_params);  // input, params..., the segment capsule
-    if (!out.requires_grad()) return result;  // nothing in the segment needs a gradient
+    const std::size_t n_in = inputs.size();
+    const std::size_t n_params = seg->params.size();
+    variable_list result(n_in + n_params + 1);  // inputs..., params..., the segment capsule
 
     // Grads are captured for these edges rather than accumulated, then returned through the
     // node so that the engine (and any gradient hooks, e.g. a data-parallel reducer) sees them
     // exactly as for an un-checkpointed parameter.
     torch::autograd::edge_list wanted;
-    std::vector<int> slot;
-    auto want = [&](const at::Tensor& t, int at) {
+    std::vector<std::size_t> slot;
+    auto want = [&](const at::Tensor& t, std::size_t at) {
       if (!t.requires_grad()) return;
       auto fn = t.grad_fn();
       if (!fn) fn = torch::autograd::impl::try_get_grad_accumulator(t);
@@ -175,18 +220,41 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
       }
       slot.push_back(at);
     };
-    want(x, 0);
-    for (size_t i = 0; i < n_params; ++i) want(seg->params[i], static_cast<int>(1 + i));
+    for (std::size_t i = 0; i < n_in; ++i) want(xs[i], i);
+    for (std::size_t i = 0; i < n_params; ++i) want(seg->params[i], n_in + i);
 
-    // Keep only the graph of the recomputed output, not its storage: backward does not need
-    // it, and holding it would add a whole activation to the peak.
-    torch::autograd::edge_list roots{torch::autograd::impl::gradient_edge(out)};
-    out.reset();
-    x.reset();
+    // The outputs that carry a gradient back. An output that is an input passed through
+    // hands its gradient straight to that input.
+    torch::autograd::edge_list roots;
+    variable_list root_grads;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (i >= grad_outputs.size() || !grad_outputs[i].defined() || !out[i].requires_grad()) continue;
+      bool passed = false;
+      for (std::size_t j = 0; j < n_in && !passed; ++j) {
+        if (out[i].unsafeGetTensorImpl() == xs[j].unsafeGetTensorImpl()) {
+          result[j] = result[j].defined() ? result[j] + grad_outputs[i] : grad_outputs[i];
+          passed = true;
+        }
+      }
+      if (passed) continue;
+      roots.push_back(torch::autograd::impl::gradient_edge(out[i]));
+      root_grads.push_back(grad_outputs[i]);
+    }
+    if (roots.empty() || wanted.empty()) return result;
+    refuse_captured(roots, wanted);
+
+    // Keep only the graph of the recomputed outputs, not their storage: backward does not
+    // need it, and holding it would add a whole activation to the peak.
+    out.clear();
+    xs.clear();
     variable_list grads = torch::autograd::Engine::get_default_engine().execute(
-        roots, {grad_outputs.at(0)}, /*keep_graph=*/false, /*create_graph=*/false,
+        roots, root_grads, /*keep_graph=*/false, /*create_graph=*/false,
         /*accumulate_grad=*/false, wanted);
-    for (size_t i = 0; i < grads.size(); ++i) result[slot[i]] = std::move(grads[i]);
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      at::Tensor& r = result[slot[i]];
+      if (!grads[i].defined()) continue;
+      r = r.defined() ? r + grads[i] : std::move(grads[i]);
+    }
     ctx->saved_data.clear();
     return result;
   }
@@ -196,19 +264,34 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
 
 // ---------------------------------------------------------------- API
 
-torch::Tensor checkpoint(SegmentFn fn, const torch::Tensor& input,
-                         const std::vector<torch::Tensor>& params,
-                         const CheckpointOptions& options) {
-  bool needs_graph = torch::GradMode::is_enabled() && input.requires_grad();
-  for (const auto& p : params) needs_graph = needs_graph || (torch::GradMode::is_enabled() && p.requires_grad());
-  if (!needs_graph) return fn(input);
+Activations checkpoint_segment(SegmentFn fn, const Activations& inputs, const std::vector<torch::Tensor>& params,
+                               const CheckpointOptions& options) {
+  if (inputs.empty()) throw UserError("checkpoint: give the checkpointed function at least one input tensor");
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) {
+      throw UserError(fmt::format("checkpoint: input {} is an undefined tensor; pass only defined tensors "
+                                  "(leave an optional one out, or capture it in the function)", i));
+    }
+  }
+  bool needs_graph = false;
+  if (torch::GradMode::is_enabled()) {
+    for (const auto& t : inputs) needs_graph = needs_graph || t.requires_grad();
+    for (const auto& p : params) needs_graph = needs_graph || p.requires_grad();
+  }
+  if (!needs_graph) return fn(inputs);
   options.validate();
   auto seg = c10::make_intrusive<Segment>();
   seg->fn = std::move(fn);
   seg->options = options;
   seg->params = params;
-  seg->input_requires_grad = input.requires_grad();
-  return CheckpointFunction::apply(input, at::TensorList(params), seg);
+  for (const auto& t : inputs) seg->input_requires_grad.push_back(t.requires_grad());
+  return CheckpointFunction::apply(at::TensorList(inputs), at::TensorList(params), seg);
+}
+
+torch::Tensor detail::checkpoint_one(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& input,
+                                     const std::vector<torch::Tensor>& params, const CheckpointOptions& options) {
+  SegmentFn segment = [fn = std::move(fn)](const Activations& a) { return Activations{fn(a.at(0))}; };
+  return checkpoint_segment(std::move(segment), {input}, params, options).at(0);
 }
 
 std::uint64_t checkpoint_state_bytes(const torch::Device& device, const CheckpointOptions& options) {

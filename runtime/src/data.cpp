@@ -103,8 +103,8 @@ Batch TextData::batch(std::uint64_t seed, std::uint64_t step, std::int64_t batch
       pt[b * seq + t] = static_cast<unsigned char>(text_[off + t + 1]);
     }
   }
-  if (device.is_cpu()) return {idx, tgt};
-  return {idx.to(device), tgt.to(device)};
+  if (device.is_cpu()) return {{idx}, tgt, {}};
+  return {{idx.to(device)}, tgt.to(device), {}};
 }
 
 }  // namespace tidemark::runtime

@@ -1,6 +1,7 @@
 #include "tidemark/runtime/executor.hpp"
 
 #include <fmt/format.h>
+#include <set>
 
 #include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/profiler/stage_observer.hpp"
@@ -24,17 +25,19 @@ void check_variants(const PlanNode& n, const ChainModule& chain, const std::stri
 }  // namespace
 
 void check_plan_matches(const Plan& plan, const ChainModule& chain, const std::string& source) {
-  if (plan.layers != chain.num_stages()) {
-    throw UserError(fmt::format(
-        "{}: the plan was made for a model with {} stages, this one has {}; profile this model "
-        "and plan again (tidemark profile ... -o profile.json && tidemark plan profile.json ...)",
-        source, plan.layers, chain.num_stages()));
+  // tidemark's GPT is profiled by the CLI; a user's chain only through the C++ API.
+  const std::string again = plan.model == "gpt"
+                                ? "profile this model and plan again (tidemark profile ... -o profile.json && "
+                                  "tidemark plan profile.json ...)"
+                                : "profile this chain (tidemark::Session::profile) and plan again (tidemark::plan)";
+  if (plan.stages != chain.num_stages()) {
+    throw UserError(fmt::format("{}: the plan was made for a {} model with {} stages, this one has {}; {}", source,
+                                plan.model, plan.stages, chain.num_stages(), again));
   }
   if (!plan.digest.empty() && plan.digest != chain.digest()) {
     throw UserError(fmt::format(
-        "{}: the plan was made for another model configuration (digest {}, this model {}); "
-        "profile this configuration and plan again",
-        source, plan.digest, chain.digest()));
+        "{}: the plan was made for another model configuration (model {}, digest {}; this model {}); {}",
+        source, plan.model, plan.digest, chain.digest(), again));
   }
   validate_plan_tree(plan.root, chain.num_stages(), source);
   check_variants(plan.root, chain, source);
@@ -52,8 +55,9 @@ PlanExecutor::PlanExecutor(ChainModule& chain, PlanNode root, CheckpointOptions 
   validate_plan_tree(root_, chain_.num_stages(), "plan");
 }
 
-torch::Tensor PlanExecutor::forward(const torch::Tensor& input, const StageContext& ctx) {
-  return run_list(flatten_sequence(root_), input, ctx);
+Activations PlanExecutor::forward(const Activations& inputs, const StageContext& ctx) {
+  ctx.check();
+  return run_list(flatten_sequence(root_), inputs, ctx);
 }
 
 std::vector<torch::Tensor> PlanExecutor::parameters_of(int begin, int end) {
@@ -65,19 +69,38 @@ std::vector<torch::Tensor> PlanExecutor::parameters_of(int begin, int end) {
   return params;
 }
 
-torch::Tensor PlanExecutor::run_stage(int k, const torch::Tensor& a, const StageContext& ctx,
-                                      const std::string& variant) {
+namespace {
+
+// Bytes a stage's outputs allocated: its inputs passed through, and outputs sharing one
+// storage, count once or not at all.
+std::int64_t new_output_bytes(const Activations& inputs, const Activations& outputs) {
+  std::set<const void*> seen;
+  for (const auto& t : inputs) {
+    if (t.defined()) seen.insert(t.storage().data());
+  }
+  std::int64_t bytes = 0;
+  for (const auto& t : outputs) {
+    if (!t.defined() || !seen.insert(t.storage().data()).second) continue;
+    bytes += profiler::allocated_size(static_cast<std::int64_t>(t.storage().nbytes()), t.is_cuda());
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Activations PlanExecutor::run_stage(int k, const Activations& a, const StageContext& ctx,
+                                    const std::string& variant) {
   profiler::StageObserver* obs = profiler::active_observer();
   if (!obs) return chain_.run_stage(k, a, ctx, variant);
   const bool recompute = in_recompute();
   const bool grad = torch::GradMode::is_enabled();
   obs->forward_begin(k, recompute, grad);
-  torch::Tensor out = chain_.run_stage(k, a, ctx, variant);
-  obs->forward_end(k, profiler::allocated_size(static_cast<std::int64_t>(out.nbytes()), out.is_cuda()));
-  return profiler::mark_stage_output(out, k);
+  Activations out = chain_.run_stage(k, a, ctx, variant);
+  obs->forward_end(k, new_output_bytes(a, out));
+  return profiler::mark_stage_outputs(out, k);
 }
 
-torch::Tensor PlanExecutor::run_list(const NodeList& nodes, torch::Tensor a, const StageContext& ctx) {
+Activations PlanExecutor::run_list(const NodeList& nodes, Activations a, const StageContext& ctx) {
   for (const PlanNode* node : nodes) {
     if (node->op == NodeOp::Save) {
       for (int k = node->begin; k < node->end; ++k) a = run_stage(k, a, ctx, node->variant);
@@ -88,18 +111,32 @@ torch::Tensor PlanExecutor::run_list(const NodeList& nodes, torch::Tensor a, con
     for (const auto& child : node->children) {
       for (const PlanNode* p : flatten_sequence(child)) inner.push_back(p);
     }
-    auto fn = [this, inner, ctx](const torch::Tensor& x) {
+    auto fn = [this, inner, ctx](const Activations& x) {
       profiler::StageObserver* obs = profiler::active_observer();
       const bool recompute = in_recompute() && torch::GradMode::is_enabled();
       if (obs && recompute) obs->recompute_begin();
-      torch::Tensor out = run_list(inner, x, ctx);
+      Activations out = run_list(inner, x, ctx);
       if (obs && recompute) obs->recompute_end();
       return out;
     };
-    a = checkpoint(fn, a, parameters_of(node->begin, node->end), options_);
+    a = checkpoint_segment(fn, a, parameters_of(node->begin, node->end), options_);
   }
   return a;
 }
+
+namespace {
+
+void mark_actions(const PlanNode& n, std::vector<TraceStage>& stages, bool inside_checkpoint) {
+  for (int k = n.begin; k < n.end && k < static_cast<int>(stages.size()); ++k) {
+    if (n.op == NodeOp::Checkpoint) stages[k].action = "checkpoint";
+    if (n.op == NodeOp::Save && !inside_checkpoint) stages[k].action = n.variant.empty() ? "save" : n.variant;
+  }
+  for (const auto& c : n.children) mark_actions(c, stages, inside_checkpoint || n.op == NodeOp::Checkpoint);
+}
+
+}  // namespace
+
+void mark_stage_actions(const PlanNode& root, std::vector<TraceStage>& stages) { mark_actions(root, stages, false); }
 
 PlanNode plan_no_checkpoint(int stages) {
   return PlanNode::sequence(0, stages, {PlanNode::save(0, stages)});

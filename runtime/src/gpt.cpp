@@ -325,16 +325,18 @@ std::string GPTImpl::stage_kind(int k) const {
   return "block";
 }
 
-torch::Tensor GPTImpl::run_stage(int k, const torch::Tensor& input, const StageContext& ctx,
-                                 const std::string& variant) {
+Activations GPTImpl::run_stage(int k, const Activations& inputs, const StageContext& ctx,
+                               const std::string& variant) {
   const bool is_block_stage = is_block(k);
   auto parsed = BlockVariant::parse(variant);
   TORCH_CHECK(parsed && (is_block_stage || parsed->is_full()) &&
                   (config_.attention == "naive" || parsed->attention == BlockVariant::Attention::Full),
               "GPT stage ", stage_name(k), " has no variant '", variant, "'");
-  if (k == 0) return embed(input);
-  if (!is_block_stage) return head_loss(input, ctx.targets);
-  return block(k - 1).forward_variant(input, *parsed, k);
+  TORCH_CHECK(inputs.size() == 1, "GPT stage ", stage_name(k), " takes one tensor, got ", inputs.size());
+  const torch::Tensor& input = inputs[0];
+  if (k == 0) return {embed(input)};
+  if (!is_block_stage) return {head_loss(input, ctx.targets)};
+  return {block(k - 1).forward_variant(input, *parsed, k)};
 }
 
 std::vector<std::string> GPTImpl::stage_variants(int k) const {

@@ -39,6 +39,20 @@ std::uint64_t optimizer_bytes(torch::optim::Optimizer& opt) {
   return unique_bytes(ts);
 }
 
+// Bytes the allocator counts for these tensors, each storage once.
+std::uint64_t batch_bytes(const std::vector<torch::Tensor>& tensors) {
+  std::map<const void*, std::uint64_t> seen;
+  for (const auto& t : tensors) {
+    if (t.defined()) {
+      seen[t.storage().data()] = static_cast<std::uint64_t>(
+          profiler::allocated_size(static_cast<std::int64_t>(t.storage().nbytes()), t.is_cuda()));
+    }
+  }
+  std::uint64_t sum = 0;
+  for (const auto& kv : seen) sum += kv.second;
+  return sum;
+}
+
 // Per-stage samples over the measured iterations.
 struct StageSamples {
   std::vector<double> fwd_ms, nograd_ms, bwd_ms;
@@ -120,7 +134,13 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   PlanExecutor executor(chain, plan_no_checkpoint(L));
   auto forward = [&](PlanExecutor& ex, const Batch& b) {
     AutocastScope autocast(subject.dtype, subject.device);
-    return ex.forward(b.idx, StageContext{b.targets});
+    Activations out = ex.forward(b.inputs, b.context());
+    if (out.size() != 1 || out[0].numel() != 1) {
+      throw UserError(fmt::format("profile: the chain's last stage must return the loss, one scalar tensor; "
+                                  "it returned {} tensor(s){}", out.size(),
+                                  out.empty() ? "" : fmt::format(", the first with {} elements", out[0].numel())));
+    }
+    return out[0];
   };
   auto optimizer_step = [&] {
     if (subject.optimizer_step) {
@@ -210,9 +230,12 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     StepStats s;
     s.loss = loss.item<double>();
     loss = torch::Tensor();
-    const bool cuda = b.idx.is_cuda();
-    input0 = profiler::allocated_size(static_cast<std::int64_t>(b.idx.nbytes()), cuda);
-    inputs = input0 + (b.targets.defined() ? profiler::allocated_size(static_cast<std::int64_t>(b.targets.nbytes()), cuda) : 0);
+    // The batch's bytes: the first stage's inputs, then everything else it holds.
+    input0 = static_cast<std::int64_t>(batch_bytes(b.inputs));
+    Activations all = b.inputs;
+    all.push_back(b.targets);
+    for (const auto& kv : b.tensors) all.push_back(kv.second);
+    inputs = static_cast<std::int64_t>(batch_bytes(all));
     b = Batch{};
     s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = ledger.step_peak();
@@ -322,7 +345,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     StageProfile sp;
     sp.name = chain.stage_name(k);
     sp.kind = chain.stage_kind(k);
-    sp.input_bytes = k == 0 ? nonneg(input0) : p.layers.back().output_bytes;
+    sp.input_bytes = k == 0 ? nonneg(input0) : p.stages.back().output_bytes;
     sp.output_bytes = nonneg(st.out);
     sp.saved_bytes = nonneg(st.saved);
     sp.param_bytes = param_bytes[static_cast<std::size_t>(k)];
@@ -351,7 +374,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
       sv.backward_ms = pooled(variant_stages[vi], k, &StageSamples::bwd_ms);
       sp.variants.push_back(std::move(sv));
     }
-    p.layers.push_back(std::move(sp));
+    p.stages.push_back(std::move(sp));
   }
   if (trace) run.trace = trace->finish();
   return run;

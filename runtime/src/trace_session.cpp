@@ -74,7 +74,14 @@ std::vector<const void*> TraceSession::optimizer_pointers() const {
 void TraceSession::begin_step(int /*step*/, const Batch& batch) {
   step_start_ns_ = profiler::now_ns();
   roles_.clear();
-  roles_.push_back({MemoryCategory::Input, step_start_ns_, {storage_ptr(batch.idx), storage_ptr(batch.targets)}});
+  add_inputs(batch);
+}
+
+void TraceSession::add_inputs(const Batch& batch) {
+  std::vector<const void*> inputs{storage_ptr(batch.targets)};
+  for (const auto& t : batch.inputs) inputs.push_back(storage_ptr(t));
+  for (const auto& kv : batch.tensors) inputs.push_back(storage_ptr(kv.second));
+  roles_.push_back({MemoryCategory::Input, profiler::now_ns(), inputs});
 }
 
 void TraceSession::after_backward() {

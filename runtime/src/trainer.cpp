@@ -88,8 +88,8 @@ Batch Trainer::batch(std::uint64_t step) const {
 
 torch::Tensor Trainer::forward_loss(const Batch& b) {
   AutocastScope autocast(config_.model.dtype, device_);
-  if (executor_) return executor_->forward(b.idx, StageContext{b.targets});
-  return model_->forward(b.idx, b.targets);
+  if (executor_) return executor_->forward(b.inputs, b.context()).at(0);
+  return model_->forward(b.inputs.at(0), b.targets);
 }
 
 void Trainer::zero_grad() {
@@ -130,22 +130,10 @@ void Trainer::enable_trace() {
                                           *optimizer_, mode, "gpt", config_.model);
 }
 
-namespace {
-
-void mark_actions(const PlanNode& n, std::vector<TraceStage>& stages, bool inside_checkpoint) {
-  for (int k = n.begin; k < n.end && k < static_cast<int>(stages.size()); ++k) {
-    if (n.op == NodeOp::Checkpoint) stages[k].action = "checkpoint";
-    if (n.op == NodeOp::Save && !inside_checkpoint) stages[k].action = n.variant.empty() ? "save" : n.variant;
-  }
-  for (const auto& c : n.children) mark_actions(c, stages, inside_checkpoint || n.op == NodeOp::Checkpoint);
-}
-
-}  // namespace
-
 Trace Trainer::finish_trace() {
   if (!trace_) throw UserError("no trace was recorded (call enable_trace() before training)");
   Trace t = trace_->finish();
-  if (executor_) mark_actions(executor_->root(), t.stages, false);
+  if (executor_) mark_stage_actions(executor_->root(), t.stages);
   return t;
 }
 

@@ -1,136 +1,215 @@
-// Gradient checkpointing for your own LibTorch model, in your own training loop: the
-// "custom training loop" method of Hugging Face's guide, plus tidemark's plans.
+// Your own LibTorch model, your own training loop, a memory budget: a small LLaMA-style
+// decoder (RMSNorm, rotary embeddings, grouped-query attention, SwiGLU) written without
+// tidemark, then profiled, planned and trained under a budget with tidemark/tidemark.hpp.
 //
-//   custom_loop [--steps N] [--budget FRACTION]
+//   custom_loop [--steps N] [--budget FRACTION] [--trace FILE]
 //
-// 1. Wrap a torch::nn::Sequential (each module a stage) and its loss as a chain.
-// 2. Profile it, and plan the fastest checkpointing whose peak fits the budget.
-// 3. Train with the plan in a plain loop; compare with checkpointing every module.
+// The lines that are tidemark's are marked "// tidemark". Exit status 1 when a measured
+// peak breaks the budget or misses the prediction by more than 5%.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fmt/format.h>
 #include <string>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
 
-#include "tidemark/core/bytes.hpp"
-#include "tidemark/core/error.hpp"
-#include "tidemark/planner/solve.hpp"
-#include "tidemark/profiler/allocator_hook.hpp"
-#include "tidemark/runtime/profiling.hpp"
-#include "tidemark/runtime/sequential_chain.hpp"
+#include "tidemark/tidemark.hpp"
 
-using namespace tidemark;
+using torch::Tensor;
+namespace F = torch::nn::functional;
 
 namespace {
 
-// A residual MLP block: the kind of stage whose activations dominate memory.
-struct ResidualImpl : torch::nn::Module {
-  explicit ResidualImpl(int64_t width) {
-    up = register_module("up", torch::nn::Linear(width, 4 * width));
-    down = register_module("down", torch::nn::Linear(4 * width, width));
-    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return x + down(torch::gelu(up(norm(x)))); }
-  torch::nn::Linear up{nullptr}, down{nullptr};
-  torch::nn::LayerNorm norm{nullptr};
-};
-TORCH_MODULE(Residual);
+// ---- the model: nothing here knows about tidemark
 
-torch::nn::Sequential make_net(int64_t width, int blocks) {
-  torch::nn::Sequential net;
-  net->push_back(torch::nn::Linear(16, width));
-  for (int i = 0; i < blocks; ++i) net->push_back(Residual(width));
-  net->push_back(torch::nn::Linear(width, 1));
-  return net;
+struct Config {
+  int64_t vocab = 256, dim = 256, layers = 6, heads = 8, kv_heads = 2, hidden = 768, seq = 256, batch = 8;
+};
+
+struct RMSNormImpl : torch::nn::Module {
+  explicit RMSNormImpl(int64_t dim) { weight = register_parameter("weight", torch::ones({dim})); }
+  Tensor forward(const Tensor& x) { return x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6) * weight; }
+  Tensor weight;
+};
+TORCH_MODULE(RMSNorm);
+
+// x: [B, H, T, D]; cos, sin: [T, D/2]
+Tensor rotate(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({halves[0] * cos - halves[1] * sin, halves[0] * sin + halves[1] * cos}, -1);
 }
 
-runtime::Batch make_batch(int step) {
-  torch::manual_seed(1000 + step);
-  auto x = torch::randn({2048, 16});
-  auto y = (x.slice(1, 0, 4).sum(1, true) * x.slice(1, 4, 8).sum(1, true)).tanh();
-  return {x, y};
+struct DecoderImpl : torch::nn::Module {
+  explicit DecoderImpl(const Config& c) : c(c) {
+    const int64_t hd = c.dim / c.heads;
+    auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+    norm1 = register_module("norm1", RMSNorm(c.dim));
+    wq = register_module("wq", linear(c.dim, c.heads * hd));
+    wkv = register_module("wkv", linear(c.dim, 2 * c.kv_heads * hd));
+    wo = register_module("wo", linear(c.heads * hd, c.dim));
+    norm2 = register_module("norm2", RMSNorm(c.dim));
+    gate_up = register_module("gate_up", linear(c.dim, 2 * c.hidden));
+    down = register_module("down", linear(c.hidden, c.dim));
+  }
+  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask) {
+    const int64_t B = x.size(0), T = x.size(1), hd = c.dim / c.heads;
+    auto h = norm1(x);
+    auto q = wq(h).view({B, T, c.heads, hd}).transpose(1, 2);
+    auto kv = wkv(h).view({B, T, 2, c.kv_heads, hd}).permute({2, 0, 3, 1, 4});
+    auto k = kv[0].repeat_interleave(c.heads / c.kv_heads, 1), v = kv[1].repeat_interleave(c.heads / c.kv_heads, 1);
+    q = rotate(q, cos, sin);
+    k = rotate(k, cos, sin);
+    auto att = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(hd)) + mask, -1);
+    auto y = x + wo(torch::matmul(att, v).transpose(1, 2).reshape({B, T, c.dim}));
+    auto gu = gate_up(norm2(y)).chunk(2, -1);
+    return y + down(torch::silu(gu[0]) * gu[1]);
+  }
+  Config c;
+  RMSNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Linear wq{nullptr}, wkv{nullptr}, wo{nullptr}, gate_up{nullptr}, down{nullptr};
+};
+TORCH_MODULE(Decoder);
+
+struct HeadImpl : torch::nn::Module {
+  explicit HeadImpl(const Config& c) {
+    norm = register_module("norm", RMSNorm(c.dim));
+    out = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.vocab).bias(false)));
+  }
+  Tensor forward(const Tensor& x, const Tensor& targets) {
+    auto logits = out(norm(x));
+    return F::cross_entropy(logits.view({-1, logits.size(-1)}), targets.reshape({-1}));
+  }
+  RMSNorm norm{nullptr};
+  torch::nn::Linear out{nullptr};
+};
+TORCH_MODULE(Head);
+
+struct LlamaImpl : torch::nn::Module {
+  explicit LlamaImpl(const Config& c) {
+    embed = register_module("embed", torch::nn::Embedding(c.vocab, c.dim));
+    for (int64_t i = 0; i < c.layers; ++i) layers->push_back(Decoder(c));
+    register_module("layers", layers);
+    head = register_module("head", Head(c));
+  }
+  torch::nn::Embedding embed{nullptr};
+  torch::nn::ModuleList layers;
+  Head head{nullptr};
+};
+TORCH_MODULE(Llama);
+
+// Rotary tables and the causal mask depend on the sequence only: the same every step.
+struct Tables {
+  Tensor cos, sin, mask;
+};
+Tables tables(const Config& c) {
+  const int64_t half = c.dim / c.heads / 2;
+  auto inv = torch::pow(10000.0, -torch::arange(half, torch::kFloat) / half);
+  auto angles = torch::outer(torch::arange(c.seq, torch::kFloat), inv);
+  auto mask = torch::full({c.seq, c.seq}, -INFINITY).triu(1);
+  return {angles.cos(), angles.sin(), mask};
+}
+
+// A learnable synthetic task: next token = (token * 7 + 3) mod vocab, with noise.
+tidemark::Batch make_batch(const Config& c, const Tables& t, int step) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(1000 + step);
+  auto ids = torch::randint(c.vocab, {c.batch, c.seq + 1}, gen);
+  ids.slice(1, 1) = torch::where(torch::rand({c.batch, c.seq}, gen) < 0.8, (ids.slice(1, 0, c.seq) * 7 + 3) % c.vocab,
+                                 ids.slice(1, 1));
+  tidemark::Batch b;
+  b.inputs = {ids.slice(1, 0, c.seq).contiguous()};
+  b.targets = ids.slice(1, 1).contiguous();
+  b.tensors = {{"cos", t.cos}, {"sin", t.sin}, {"mask", t.mask}};
+  return b;
 }
 
 }  // namespace
 
 int run(int argc, char** argv) {
-  int steps = 20;
+  int steps = 10;
   double fraction = 0.5;
+  std::string trace_path;
   for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
+    const std::string flag = argv[i];
     if (flag == "--steps") steps = std::atoi(argv[i + 1]);
-    if (flag == "--budget") fraction = std::atof(argv[i + 1]);
+    else if (flag == "--budget") fraction = std::atof(argv[i + 1]);
+    else if (flag == "--trace") trace_path = argv[i + 1];
+    else throw tidemark::UserError(fmt::format("unknown flag {}; flags: --steps N --budget FRACTION --trace FILE", flag));
   }
-  // Count live tensor bytes from before the model exists (Note [hook lifetime]).
-  profiler::AllocatorHookGuard hook;
-  runtime::tune_cpu_allocator();
-  runtime::use_all_cores();
+  tidemark::Session session;  // tidemark: before the model, so it sees every tensor
   torch::manual_seed(0);
+  const Config c;
+  const Tables t = tables(c);
+  Llama model(c);
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  auto batch = [&](int step) { return make_batch(c, t, step); };
 
-  auto net = make_net(/*width=*/128, /*blocks=*/8);
-  auto mse = [](const torch::Tensor& out, const torch::Tensor& y) { return torch::mse_loss(out, y); };
-  runtime::SequentialChain chain(net, mse, "residual-mlp");
-  torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(1e-3));
+  using tidemark::StageContext;
+  tidemark::Chain chain("llama-sample");  // tidemark: the model as stages
+  chain.add("embed", model->embed, [&](const Tensor& ids) { return model->embed(ids); });  // tidemark
+  chain.add_each<DecoderImpl>("layer", model->layers, [](DecoderImpl& d, const Tensor& x, const StageContext& s) {  // tidemark
+    return d.forward(x, s.tensor("cos"), s.tensor("sin"), s.tensor("mask"));
+  });
+  chain.add("head", model->head, [&](const Tensor& x, const StageContext& s) { return model->head(x, s.targets); });  // tidemark
 
-  // 2. Profile and plan.
-  runtime::ProfileSubject subject;
-  subject.chain = &chain;
-  subject.parameters = net->parameters();
-  subject.buffers = net->buffers();
-  subject.optimizer = &opt;
-  subject.batch = make_batch;
-  subject.model_name = chain.name();
-  runtime::ProfileOptions po;
-  po.warmup = 1;
-  po.iters = 2;
-  ChainProfile profile = runtime::profile_chain(subject, po).profile;
-  planner::Chain costs = planner::chain_from_profile(profile);
-  const std::uint64_t budget = static_cast<std::uint64_t>(fraction * static_cast<double>(profile.peak_bytes));
-  planner::Candidate best = planner::solve(costs, planner::Solver::Optimal, budget);
-  Plan plan;
-  plan.solver = "optimal";
-  plan.budget_bytes = budget;
-  plan.layers = chain.num_stages();
-  plan.digest = chain.digest();
-  plan.model = chain.name();
-  plan.root = best.root;
-  plan.predicted = planner::predict(costs, best.root);
-  fmt::print("no checkpointing: peak {}; budget {} -> plan {}\n", format_bytes(profile.peak_bytes),
-             format_bytes(budget), describe(plan.root));
+  auto profile = session.profile(chain, opt, batch);                                   // tidemark
+  auto plan = tidemark::plan(profile, tidemark::Budget::fraction(fraction));           // tidemark
+  fmt::print("no checkpointing: peak {}, step {:.0f} ms; budget {}: predicted peak {}, step {:.0f} ms\n",
+             tidemark::format_bytes(profile.peak_bytes), profile.step_ms, tidemark::format_bytes(plan.budget_bytes),
+             tidemark::format_bytes(plan.predicted.peak_bytes), plan.predicted.step_ms);
 
-  // 3. Train: a plain loop, the chain wrapped with the plan.
-  runtime::CheckpointedChain model(chain);
-  auto train = [&](const char* label) {
-    auto& ledger = profiler::ledger();
+  // Train in a plain loop. zero_grad() keeps gradients on LibTorch 1.13; the Step frees them.
+  struct Result {
     std::int64_t peak = 0;
+    double ms = 0;
+  };
+  auto train = [&](const char* label) {
     double first = 0, last = 0;
-    for (int step = 0; step < steps; ++step) {
-      ledger.reset_step_peak();
-      runtime::Batch b = make_batch(step);
-      torch::Tensor loss = model.forward(b.idx, b.targets);
+    std::vector<double> ms;
+    std::int64_t peak = 0;
+    for (int i = 0; i < steps; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto step = session.step(opt);  // tidemark: one step, its peak
+      auto loss = chain.forward(batch(100 + i));
       loss.backward();
       opt.step();
-      for (auto& p : net->parameters()) p.mutable_grad().reset();
-      peak = std::max(peak, ledger.step_peak());
-      (step == 0 ? first : last) = loss.item<double>();
+      opt.zero_grad();
+      step.end();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      peak = std::max(peak, step.peak_bytes());
+      (i == 0 ? first : last) = loss.item<double>();
     }
-    fmt::print("{:<28} loss {:.4f} -> {:.4f}, peak {}\n", label, first, last,
-               format_bytes(static_cast<std::uint64_t>(peak)));
-    return peak;
+    std::sort(ms.begin(), ms.end());
+    const Result r{peak, ms[ms.size() / 2]};
+    fmt::print("{:<28} loss {:.3f} -> {:.3f}, peak {}, median step {:.0f} ms\n", label, first, last,
+               tidemark::format_bytes(static_cast<std::uint64_t>(r.peak)), r.ms);
+    return r;
   };
-  model.use_plan(plan);
-  const std::int64_t planned = train("with the plan");
-  fmt::print("  predicted peak {}, budget {}: {}\n", format_bytes(plan.predicted.peak_bytes),
-             format_bytes(budget), planned <= static_cast<std::int64_t>(budget) ? "within" : "OVER");
-  model.gradient_checkpointing_enable();
-  train("checkpointing every module");
-  model.gradient_checkpointing_disable();
-  train("no checkpointing");
-  return planned <= static_cast<std::int64_t>(budget) ? 0 : 1;
+  chain.use(plan);  // tidemark: run the plan
+  if (!trace_path.empty()) session.record_trace(chain, opt);
+  const Result planned = train("with the plan");
+  if (!trace_path.empty()) tidemark::save(trace_path, session.trace());
+  chain.checkpoint_every_block();
+  const Result every = train("every block checkpointed");
+  chain.no_checkpointing();
+  const Result none = train("no checkpointing");
+
+  const double error = 100.0 * (static_cast<double>(planned.peak) - static_cast<double>(plan.predicted.peak_bytes)) /
+                       static_cast<double>(plan.predicted.peak_bytes);
+  const bool within = planned.peak <= static_cast<std::int64_t>(plan.budget_bytes);
+  fmt::print("plan: measured peak {} against predicted {} ({:+.1f}%), budget {}: {}; step {:+.1f}% against "
+             "no checkpointing (every block: {:+.1f}%)\n",
+             tidemark::format_bytes(static_cast<std::uint64_t>(planned.peak)),
+             tidemark::format_bytes(plan.predicted.peak_bytes), error, tidemark::format_bytes(plan.budget_bytes),
+             within ? "within" : "OVER", 100.0 * (planned.ms / none.ms - 1), 100.0 * (every.ms / none.ms - 1));
+  return within && std::abs(error) <= 5.0 ? 0 : 1;
 }
 
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const UserError& e) {
+  } catch (const tidemark::UserError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
   }

@@ -171,6 +171,8 @@ TEST_CASE("train refuses plans it cannot run before training starts", "[cli][tor
   // Made for the default attention (naive at this length with dropout) and the gpt arch.
   refused(train + dir + "/plan.json --attention chunked", "another model configuration");
   refused(train + dir + "/plan.json --arch llama", "another model configuration");
+  // The refusal names the plan file and the model it was made for.
+  refused(train + dir + "/plan.json --arch llama", "plan.json: the plan was made for another model configuration (model gpt,");
   refused(train + variant("gap.json", [](auto& j) {
             j["root"]["children"] = {{{"op", "save"}, {"begin", 0}, {"end", 1}},
                                      {{"op", "save"}, {"begin", 2}, {"end", 4}}};

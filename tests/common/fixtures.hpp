@@ -34,7 +34,7 @@ inline ChainProfile make_profile(int blocks) {
   emb.forward_ms = 0.2;
   emb.forward_nograd_ms = 0.2;
   emb.backward_ms = 0.3;
-  p.layers.push_back(emb);
+  p.stages.push_back(emb);
   for (int k = 0; k < blocks; ++k) {
     StageProfile b;
     b.name = "block." + std::to_string(k);
@@ -49,7 +49,7 @@ inline ChainProfile make_profile(int blocks) {
     b.forward_ms = 2.0 + 0.1 * k;
     b.forward_nograd_ms = 1.9 + 0.1 * k;
     b.backward_ms = 4.0 + 0.2 * k;
-    p.layers.push_back(b);
+    p.stages.push_back(b);
   }
   StageProfile head;
   head.name = "head";
@@ -64,15 +64,15 @@ inline ChainProfile make_profile(int blocks) {
   head.forward_ms = 0.5;
   head.forward_nograd_ms = 0.5;
   head.backward_ms = 1.0;
-  p.layers.push_back(head);
+  p.stages.push_back(head);
   double staged = 0;
-  for (const auto& l : p.layers) staged += l.forward_ms + l.backward_ms;
+  for (const auto& l : p.stages) staged += l.forward_ms + l.backward_ms;
   p.step_ms = staged + 3.0;
   p.peak_bytes = 1;  // replaced below by the caller's simulation when it matters
   // Roughly what a no-checkpoint step peaks at: everything retained at the end of forward
   // plus the head's backward; the planner tests that need the exact figure simulate it.
   std::uint64_t acts = 0;
-  for (const auto& l : p.layers) acts += l.output_bytes + l.saved_bytes;
+  for (const auto& l : p.stages) acts += l.output_bytes + l.saved_bytes;
   p.peak_bytes = p.static_bytes.resident() + acts + head.backward_peak_bytes;
   return p;
 }

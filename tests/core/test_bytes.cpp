@@ -28,18 +28,23 @@ TEST_CASE("parse_bytes refuses garbage with a message naming it", "[core]") {
 }
 
 TEST_CASE("budgets are bytes with a unit or a fraction of the peak", "[core]") {
-  Budget b = parse_budget("0.5");
-  CHECK(b.is_fraction);
+  Budget b = Budget::parse("0.5");
+  CHECK(b.is_fraction());
   CHECK(b.resolve(1000) == 500);
-  Budget c = parse_budget("600MiB");
-  CHECK_FALSE(c.is_fraction);
+  Budget c = Budget::parse("600MiB");
+  CHECK_FALSE(c.is_fraction());
   CHECK(c.resolve(1) == 600ull << 20);
-  CHECK(parse_budget("1").is_fraction);
-  CHECK_THROWS_AS(parse_budget("1.5"), UserError);
-  CHECK_THROWS_AS(parse_budget("0"), UserError);
-  CHECK_THROWS_AS(parse_budget("nan"), UserError);
-  CHECK_THROWS_AS(parse_budget("0MiB"), UserError);
-  CHECK_THROWS_AS(parse_budget("fast"), UserError);
+  CHECK(Budget::parse("1").is_fraction());
+  CHECK_THROWS_AS(Budget::parse("1.5"), UserError);
+  CHECK_THROWS_AS(Budget::parse("0"), UserError);
+  CHECK_THROWS_AS(Budget::parse("nan"), UserError);
+  CHECK_THROWS_AS(Budget::parse("0MiB"), UserError);
+  CHECK_THROWS_AS(Budget::parse("fast"), UserError);
+  CHECK(Budget::fraction(0.25).resolve(1000) == 250);
+  CHECK(Budget::bytes(4096).resolve(1) == 4096);
+  CHECK_THROWS_AS(Budget::fraction(0), UserError);
+  CHECK_THROWS_AS(Budget::fraction(1.5), UserError);
+  CHECK_THROWS_AS(Budget::bytes(0), UserError);
 }
 
 TEST_CASE("format_bytes picks a binary unit", "[core]") {

@@ -22,31 +22,31 @@ using testing::format_error_of;
 
 TEST_CASE("profile round-trips through JSON", "[core]") {
   ChainProfile p = testing::make_profile(3);
-  p.layers[2].variants.push_back(StageVariant{"attention-core", 123, 456, 789, 900, 1.5, 2.5});
+  p.stages[2].variants.push_back(StageVariant{"attention-core", 123, 456, 789, 900, 1.5, 2.5});
   ChainProfile q = profile_from_json(profile_to_json(p), "p.json");
-  REQUIRE(q.layers.size() == 5);
-  CHECK(q.layers[1].saved_bytes == p.layers[1].saved_bytes);
-  CHECK(q.layers[0].input_requires_grad == false);
+  REQUIRE(q.stages.size() == 5);
+  CHECK(q.stages[1].saved_bytes == p.stages[1].saved_bytes);
+  CHECK(q.stages[0].input_requires_grad == false);
   CHECK(q.static_bytes.resident() == p.static_bytes.resident());
-  CHECK(q.layers[2].variants.at(0).name == "attention-core");
-  CHECK(q.layers[2].variants.at(0).backward_ms == 2.5);
-  CHECK(q.layers[2].variants.at(0).backward_held_peak_bytes == 900);
+  CHECK(q.stages[2].variants.at(0).name == "attention-core");
+  CHECK(q.stages[2].variants.at(0).backward_ms == 2.5);
+  CHECK(q.stages[2].variants.at(0).backward_held_peak_bytes == 900);
   CHECK(q.digest == p.config.digest());
 }
 
 TEST_CASE("a profile without held backward peaks reads them as the plain peaks", "[core]") {
   ChainProfile p = testing::make_profile(2);
-  p.layers[1].backward_held_peak_bytes = p.layers[1].backward_peak_bytes + 64;
+  p.stages[1].backward_held_peak_bytes = p.stages[1].backward_peak_bytes + 64;
   json doc = json::parse(profile_to_json(p));
-  CHECK(profile_from_json(doc.dump(), "p.json").layers[1].backward_held_peak_bytes ==
-        p.layers[1].backward_peak_bytes + 64);
+  CHECK(profile_from_json(doc.dump(), "p.json").stages[1].backward_held_peak_bytes ==
+        p.stages[1].backward_peak_bytes + 64);
   for (auto& l : doc["layers"]) l.erase("backward_held_peak_bytes");
   const ChainProfile q = profile_from_json(doc.dump(), "p.json");
-  for (const auto& l : q.layers) CHECK(l.backward_held_peak_bytes == l.backward_peak_bytes);
+  for (const auto& l : q.stages) CHECK(l.backward_held_peak_bytes == l.backward_peak_bytes);
   // Below the plain peak is impossible (holding a gradient never frees memory): raised to it.
   doc["layers"][1]["backward_held_peak_bytes"] = 1;
-  CHECK(profile_from_json(doc.dump(), "p.json").layers[1].backward_held_peak_bytes ==
-        p.layers[1].backward_peak_bytes);
+  CHECK(profile_from_json(doc.dump(), "p.json").stages[1].backward_held_peak_bytes ==
+        p.stages[1].backward_peak_bytes);
 }
 
 TEST_CASE("profile reader names the file and field of bad input", "[core]") {
@@ -88,7 +88,7 @@ TEST_CASE("plan round-trips and its tree is validated", "[core]") {
   Plan p;
   p.solver = "optimal";
   p.budget_bytes = 1000;
-  p.layers = 5;
+  p.stages = 5;
   p.digest = "abc";
   p.root = PlanNode::sequence(0, 5, {PlanNode::save(0, 1),
                                      PlanNode::checkpoint(1, 4, {PlanNode::save(1, 2, "attention-core"),

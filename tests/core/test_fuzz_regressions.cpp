@@ -53,11 +53,11 @@ TEST_CASE("a number beyond a double's range is a format error naming the file", 
 // representable values). Profiles may carry any uint64 peak.
 TEST_CASE("a fraction of the largest peaks resolves to at most the peak", "[core]") {
   const std::uint64_t top = std::numeric_limits<std::uint64_t>::max();
-  CHECK(parse_budget("1").resolve(top) == top);
-  CHECK(parse_budget("0.5").resolve(top) == top / 2 + 1);  // 2^63: the double nearest half of it
-  CHECK(parse_budget("1").resolve(top - 1000) == top - 1000);
-  CHECK(parse_budget("1").resolve((std::uint64_t{1} << 53) + 1) == (std::uint64_t{1} << 53) + 1);
-  CHECK(parse_budget("0.5").resolve(1000) == 500);
+  CHECK(Budget::parse("1").resolve(top) == top);
+  CHECK(Budget::parse("0.5").resolve(top) == top / 2 + 1);  // 2^63: the double nearest half of it
+  CHECK(Budget::parse("1").resolve(top - 1000) == top - 1000);
+  CHECK(Budget::parse("1").resolve((std::uint64_t{1} << 53) + 1) == (std::uint64_t{1} << 53) + 1);
+  CHECK(Budget::parse("0.5").resolve(1000) == 500);
 }
 
 // fuzz_trace's export step (seen while writing it, then reproduced with it; two minutes of

@@ -19,6 +19,11 @@ if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=cc
 cmake -S "$sample" -B "$work/sample" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" \
   "${launcher[@]}" >/dev/null
 cmake --build "$work/sample" -j "$(nproc)" >/dev/null
-test -f "$work/prefix/include/tidemark/runtime/checkpoint.hpp"
+test -f "$work/prefix/include/tidemark/tidemark.hpp"
 test -f "$work/prefix/lib/cmake/tidemark/tidemarkConfig.cmake" || test -f "$work/prefix/lib/x86_64-linux-gnu/cmake/tidemark/tidemarkConfig.cmake"
-"$work/sample/custom_loop" --steps 3
+# The sample exits 1 when its plan's measured peak breaks the budget or misses the
+# prediction by more than 5%.
+"$work/sample/custom_loop" --steps 3 --trace "$work/own.trace.json"
+# The trace of the user's own loop reads like the CLI's.
+"$build/cli/tidemark" export "$work/own.trace.json" --chrome "$work/own.chrome.json" >/dev/null
+grep -q '"ph":"X"' "$work/own.chrome.json" || grep -q '"ph": "X"' "$work/own.chrome.json"

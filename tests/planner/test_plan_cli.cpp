@@ -32,7 +32,7 @@ int count(const std::string& text, const std::string& what) {
 tidemark::ChainProfile test_profile() {
   tidemark::ChainProfile p = tidemark::testing::make_profile(6);
   std::uint64_t params = 0;
-  for (auto& layer : p.layers) {
+  for (auto& layer : p.stages) {
     layer.param_bytes /= 10;
     params += layer.param_bytes;
   }

@@ -71,12 +71,12 @@ TEST_CASE("simulator refuses plans that do not fit the chain", "[planner]") {
 
 TEST_CASE("profiles whose stages do not form a chain are refused", "[planner]") {
   ChainProfile p = testing::make_profile(2);
-  p.layers[2].input_bytes += 4;
+  p.stages[2].input_bytes += 4;
   CHECK_THROWS_AS(chain_from_profile(p), FormatError);
   ChainProfile q = testing::make_profile(2);
-  q.layers[1].input_requires_grad = false;
+  q.stages[1].input_requires_grad = false;
   CHECK_THROWS_AS(chain_from_profile(q), FormatError);
   ChainProfile r = testing::make_profile(2);
-  r.layers[1].variants.push_back(StageVariant{"full", 1, 1, 1, 1, 1});
+  r.stages[1].variants.push_back(StageVariant{"full", 1, 1, 1, 1, 1});
   CHECK_THROWS_AS(chain_from_profile(r), FormatError);
 }

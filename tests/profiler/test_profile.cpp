@@ -56,7 +56,7 @@ TEST_CASE("block saved bytes, plain and of every variant, match the analytic cou
     const std::size_t variants = GPT(c)->stage_variants(1).size();
     CHECK(variants == BlockVariant::all(c).size());
     CHECK(variants == (c.attention == "naive" ? (c.dropout > 0 ? 17 : 11) : 5));
-    for (const auto& l : run.profile.layers) {
+    for (const auto& l : run.profile.stages) {
       if (l.kind != "block") continue;
       INFO(l.name << " measured " << l.saved_bytes << " analytic " << analytic);
       CHECK(rel(static_cast<double>(l.saved_bytes), static_cast<double>(analytic)) < 0.02);
@@ -83,8 +83,8 @@ TEST_CASE("chunked attention holds no B*H*T^2 tensor, forward or backward", "[to
     c.attention = "chunked";
     INFO(c.describe());
     const std::uint64_t t2 = static_cast<std::uint64_t>(c.batch * c.heads * c.seq * c.seq * 4);
-    const StageProfile chunked_block = profile(c).profile.layers[1];
-    const StageProfile naive_block = profile(naive).profile.layers[1];
+    const StageProfile chunked_block = profile(c).profile.stages[1];
+    const StageProfile naive_block = profile(naive).profile.stages[1];
     CHECK(chunked_block.saved_bytes < t2 / 4);
     CHECK(chunked_block.forward_peak_bytes < t2);
     CHECK(chunked_block.backward_peak_bytes < t2);
@@ -96,7 +96,7 @@ TEST_CASE("chunked attention holds no B*H*T^2 tensor, forward or backward", "[to
 }
 
 TEST_CASE("saved bytes scale with batch linearly and with sequence as the count says", "[torch][profiler]") {
-  auto block_saved = [](const ModelConfig& c) { return static_cast<double>(profile(c).profile.layers[1].saved_bytes); };
+  auto block_saved = [](const ModelConfig& c) { return static_cast<double>(profile(c).profile.stages[1].saved_bytes); };
   const ModelConfig base = shape(2, 32, 64, 4);
   ModelConfig twice_batch = base;
   twice_batch.batch = 4;
@@ -118,12 +118,12 @@ TEST_CASE("the profile predicts the measured no-checkpoint peak", "[torch][profi
     const ChainProfile& p = run.profile;
     // Static bytes plus what every stage retains, plus the last backward's transient.
     std::uint64_t retained = p.static_bytes.resident();
-    for (const auto& l : p.layers) retained += l.output_bytes + l.saved_bytes;
+    for (const auto& l : p.stages) retained += l.output_bytes + l.saved_bytes;
     CHECK(retained <= p.peak_bytes);
     CHECK(rel(static_cast<double>(retained), static_cast<double>(p.peak_bytes)) < 0.25);
     // The simulator composes the same numbers with each operation's transient peak.
-    auto sim = planner::simulate(planner::chain_from_profile(p), PlanNode::sequence(0, static_cast<int>(p.layers.size()),
-                                                                                       {PlanNode::save(0, static_cast<int>(p.layers.size()))}));
+    auto sim = planner::simulate(planner::chain_from_profile(p), PlanNode::sequence(0, static_cast<int>(p.stages.size()),
+                                                                                       {PlanNode::save(0, static_cast<int>(p.stages.size()))}));
     INFO("simulated " << sim.peak_bytes << " measured " << p.peak_bytes);
     CHECK(rel(static_cast<double>(sim.peak_bytes), static_cast<double>(p.peak_bytes)) < 0.05);
     CHECK(p.static_bytes.optimizer_state == 2 * p.static_bytes.gradients);
@@ -163,7 +163,7 @@ TEST_CASE("a profile trace has every stage in forward and backward and classifie
   CHECK(max_grad == p.static_bytes.gradients);
   // At the end of forward every stage's output and saved tensors are activations.
   std::uint64_t retained = 0;
-  for (const auto& l : p.layers) retained += l.output_bytes + l.saved_bytes;
+  for (const auto& l : p.stages) retained += l.output_bytes + l.saved_bytes;
   CHECK(rel(static_cast<double>(max_act), static_cast<double>(retained)) < 0.02);
   CHECK(t.peak_bytes == p.peak_bytes);
 }
@@ -171,10 +171,10 @@ TEST_CASE("a profile trace has every stage in forward and backward and classifie
 TEST_CASE("blocks of one shape share pooled times; other stages keep their own", "[torch][profiler]") {
   const ModelConfig c = testing::gpt_config(3, 64, 4, 32, 3);
   const ChainProfile p = profile(c).profile;
-  REQUIRE(p.layers.size() == 5);
-  const auto& b0 = p.layers[1];
+  REQUIRE(p.stages.size() == 5);
+  const auto& b0 = p.stages[1];
   for (int k = 2; k <= 3; ++k) {
-    const auto& b = p.layers[static_cast<std::size_t>(k)];
+    const auto& b = p.stages[static_cast<std::size_t>(k)];
     CHECK(b.forward_ms == b0.forward_ms);
     CHECK(b.backward_ms == b0.backward_ms);
     CHECK(b.forward_nograd_ms == b0.forward_nograd_ms);
@@ -183,6 +183,6 @@ TEST_CASE("blocks of one shape share pooled times; other stages keep their own",
   }
   // The head computes something else: its time is its own (a tie would need equal medians
   // of different kernels to the nanosecond).
-  CHECK(p.layers.back().backward_ms != b0.backward_ms);
-  CHECK(p.layers.front().forward_ms != b0.forward_ms);
+  CHECK(p.stages.back().backward_ms != b0.backward_ms);
+  CHECK(p.stages.front().forward_ms != b0.forward_ms);
 }

@@ -54,7 +54,7 @@ inline void check_plans_keep_gradients(const ModelConfig& c, const std::map<std:
     for (auto& p : model->parameters()) p.mutable_grad().reset();
     runtime::PlanExecutor ex(*model, root);
     torch::manual_seed(5);
-    ex.forward(idx, runtime::StageContext{targets}).backward();
+    ex.forward({idx}, runtime::StageContext{targets}).at(0).backward();
     return grads_of(*model);
   };
   const auto plain = run(runtime::plan_no_checkpoint(model->num_stages()));

@@ -51,7 +51,7 @@ TEST_CASE("a CUDA profile times every stage on the GPU", "[torch][cuda]") {
   const ChainProfile p = testing::profile_gpt(on_cuda(gpt_config(3, 64, 4, 64, 4)), 2).profile;
   INFO("timing source " << p.timing);
   CHECK((p.timing == "cupti" || p.timing == "wall-synchronized"));
-  for (const auto& l : p.layers) {
+  for (const auto& l : p.stages) {
     INFO(l.name);
     CHECK(l.forward_ms > 0);
     CHECK(l.backward_ms > 0);

@@ -67,10 +67,10 @@ TEST_CASE("the synthetic corpus and its batches are a function of the seed and s
   auto b1 = a.batch(1, 5, 2, 16, torch::kCPU);
   auto b2 = a.batch(1, 5, 2, 16, torch::kCPU);
   auto b3 = a.batch(1, 6, 2, 16, torch::kCPU);
-  CHECK(torch::equal(b1.idx, b2.idx));
-  CHECK_FALSE(torch::equal(b1.idx, b3.idx));
+  CHECK(torch::equal(b1.inputs[0], b2.inputs[0]));
+  CHECK_FALSE(torch::equal(b1.inputs[0], b3.inputs[0]));
   // Targets are the inputs shifted by one byte.
-  CHECK(torch::equal(b1.idx.slice(1, 1), b1.targets.slice(1, 0, 15)));
+  CHECK(torch::equal(b1.inputs[0].slice(1, 1), b1.targets.slice(1, 0, 15)));
 }
 
 TEST_CASE("data that does not fit the model is refused", "[torch][data]") {

@@ -40,7 +40,7 @@ struct Fixture {
     for (auto& p : model->parameters()) p.mutable_grad().reset();
     PlanExecutor ex(*model, root);
     torch::manual_seed(17);  // the same dropout masks for every plan
-    auto loss = ex.forward(idx, StageContext{targets});
+    auto loss = ex.forward({idx}, StageContext{targets}).at(0);
     loss.backward();
     return {loss.item<double>(), grads_of(*model)};
   }
@@ -116,7 +116,7 @@ TEST_CASE("variants inside checkpoint segments give the plain gradients", "[torc
 TEST_CASE("a variant the stage does not have is refused", "[torch][variants]") {
   Fixture f(gpt_config(2, 32, 4, 16, 2, 0.0));
   Plan plan;
-  plan.layers = f.model->num_stages();
+  plan.stages = f.model->num_stages();
   plan.root = all_blocks(*f.model, "attention-dropout");  // needs dropout
   CHECK_THROWS_AS(check_plan_matches(plan, *f.model, "plan.json"), UserError);
   plan.root = PlanNode::sequence(0, 4, {PlanNode::save(0, 3), PlanNode::save(3, 4, "mlp-core")});
@@ -170,7 +170,7 @@ TEST_CASE("variants run under bfloat16 autocast with the plain block's gradients
     torch::Tensor loss;
     {
       AutocastScope autocast("bfloat16", torch::kCPU);
-      loss = ex.forward(f.idx, StageContext{f.targets});
+      loss = ex.forward({f.idx}, StageContext{f.targets}).at(0);
     }
     loss.backward();
     return grads_of(*f.model);

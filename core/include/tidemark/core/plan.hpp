@@ -43,7 +43,7 @@ struct Prediction {
 struct Plan {
   std::string solver;
   std::uint64_t budget_bytes = 0;
-  int layers = 0;           // stage count of the profile it was made from
+  int stages = 0;           // stage count of the profile it was made from (JSON "layers")
   std::string digest;       // that profile's digest
   std::string model = "gpt";
   PlanNode root;

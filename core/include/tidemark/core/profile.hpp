@@ -82,7 +82,7 @@ struct ChainProfile {
   // while it recomputes.
   std::uint64_t checkpoint_state_bytes = 0;
   double optimizer_ms = 0;
-  std::vector<StageProfile> layers;
+  std::vector<StageProfile> stages;  // JSON "layers"
 
   // Step time not spent in stage forward/backward (optimizer, data, loss.item()).
   double fixed_ms() const;

@@ -14,6 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "tidemark/core/bytes.hpp"
+#include "tidemark/core/plan.hpp"
+#include "tidemark/core/profile.hpp"
 #include "tidemark/planner/candidate.hpp"
 #include "tidemark/planner/chain.hpp"
 #include "tidemark/planner/dp.hpp"
@@ -42,6 +45,13 @@ void check_solvable(const Chain& chain, const SolveOptions& options);
 // a baseline whose plan peaks above the budget (the message says so and where optimal fits).
 Candidate solve(const Chain& chain, Solver solver, std::uint64_t budget,
                 const SolveOptions& options = {});
+
+// The plan `solver` makes for `budget` on the chain `profile` measured, complete: the
+// profile's digest, model and stage count (so a plan for another model is refused), the
+// prediction and the baselines. What `tidemark plan` writes. Throws InfeasibleBudget like
+// solve().
+Plan plan(const ChainProfile& profile, const Budget& budget, Solver solver = Solver::Optimal,
+          const SolveOptions& options = {});
 
 // Every plan a baseline solver may propose: one, or for every-k without k (k = 0) and for
 // revolve, one per parameter value.

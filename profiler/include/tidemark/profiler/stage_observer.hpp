@@ -8,6 +8,7 @@
 // gradient of that output is complete, i.e. when the stage's backward begins. The stage's
 // backward ends when the next such event, a recompute, or the end of backward arrives.
 #include <torch/torch.h>
+#include <vector>
 
 namespace tidemark::profiler {
 
@@ -15,7 +16,8 @@ class StageObserver {
  public:
   virtual ~StageObserver() = default;
   virtual void forward_begin(int stage, bool recompute, bool grad_mode) = 0;
-  // output_bytes: bytes of the stage's output tensor.
+  // output_bytes: bytes of the stage's output tensors that it allocated (not its inputs
+  // passed through).
   virtual void forward_end(int stage, std::int64_t output_bytes) = 0;
   // The gradient of stage's output is complete (`grad`): its backward starts now.
   virtual void backward_begin(int stage, const torch::Tensor& grad) = 0;
@@ -32,8 +34,9 @@ class StageObserver {
 StageObserver* active_observer();
 void set_active_observer(StageObserver* observer);
 
-// Identity on `output` whose backward calls active_observer()->backward_begin(stage).
-// Returns `output` unchanged when there is no observer or no graph to mark.
-torch::Tensor mark_stage_output(const torch::Tensor& output, int stage);
+// Identity on a stage's outputs whose backward calls active_observer()->backward_begin(stage)
+// once, when the gradients of all of them are complete. Returns `outputs` unchanged when
+// there is no observer or no graph to mark.
+std::vector<torch::Tensor> mark_stage_outputs(const std::vector<torch::Tensor>& outputs, int stage);
 
 }  // namespace tidemark::profiler

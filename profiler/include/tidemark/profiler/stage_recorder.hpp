@@ -57,6 +57,9 @@ class StageRecorder : public StageObserver {
   // Called at every op boundary, e.g. a device synchronize so that wall times of
   // asynchronous CUDA work are right when CUPTI is not available.
   void set_boundary_hook(std::function<void()> hook);
+  // Called when the backward of stage 0 ends with the graph (autograd's final callback), so
+  // a loop that does not call finish_backward still learns when backward is over.
+  void set_backward_end_hook(std::function<void()> hook);
   // Closes the backward span still open when loss.backward() returns.
   void finish_backward();
 
@@ -93,6 +96,7 @@ class StageRecorder : public StageObserver {
   std::thread::id backward_thread_;      // where its GPU scope was opened
   GpuTimer* gpu_ = nullptr;
   std::function<void()> boundary_hook_;
+  std::function<void()> backward_end_hook_;
   std::uint64_t next_id_ = 1;
   std::vector<OpRecord> done_;
 };

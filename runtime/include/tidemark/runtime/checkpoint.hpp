@@ -4,11 +4,15 @@
 // torch.utils.checkpoint.checkpoint (which is Python-only; pytorch/pytorch#52744).
 //
 // Note [checkpoint contract]
-//  - `fn` must be a pure function of its input and of `params` (plus tensors that do not
-//    require grad, such as masks or targets, which it may capture). Tensors that require
-//    grad and are not passed as `input` or `params` get no gradient.
-//  - Parameter gradients are right even when `input` does not require grad (the first
-//    block's input never does): the parameters are inputs of the autograd node.
+//  - `fn` is a function of its inputs and of `params`. It may capture tensors that do not
+//    require grad (masks, targets, tables). A tensor that requires grad and is neither an
+//    input nor a parameter would get no gradient: the backward refuses it (c10::Error from
+//    backward(), naming its shape), never cuts it off silently.
+//  - Any number of inputs and outputs, as torch.utils.checkpoint: inputs that require grad
+//    get gradients; inputs that do not (integer ids, masks) are kept and passed as they are;
+//    outputs of a type that cannot require grad are returned without gradient.
+//  - Parameter gradients are right even when no input requires grad (the first block's
+//    input never does): the parameters are inputs of the autograd node.
 //  - With preserve_rng_state (default), the CPU (and CUDA, for CUDA inputs) generator state
 //    is saved before the forward and restored for the recompute, so dropout masks match.
 //  - Autocast state (CPU bfloat16 and CUDA) of the forward is restored for the recompute.
@@ -18,9 +22,12 @@
 #include <map>
 #include <string>
 #include <torch/torch.h>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "tidemark/core/error.hpp"
+#include "tidemark/runtime/chain.hpp"
 
 namespace tidemark::runtime {
 
@@ -50,20 +57,97 @@ struct CheckpointOptions {
   static CheckpointOptions from_kwargs(const std::map<std::string, std::string>& kwargs);
 };
 
-using SegmentFn = std::function<torch::Tensor(const torch::Tensor&)>;
+// Runs `fn(inputs)` checkpointed: keeps `inputs`, recomputes in backward. Outside autograd
+// (no grad mode, or nothing requires grad) this is just fn(inputs). The form the executor
+// uses; the variadic checkpoint() below is the one to call by hand.
+using SegmentFn = std::function<Activations(const Activations&)>;
+Activations checkpoint_segment(SegmentFn fn, const Activations& inputs,
+                               const std::vector<torch::Tensor>& params,
+                               const CheckpointOptions& options = {});
 
-// Runs `fn(input)` checkpointed. Outside autograd (no grad mode, or nothing requires grad)
-// this is just fn(input).
-torch::Tensor checkpoint(SegmentFn fn, const torch::Tensor& input,
-                         const std::vector<torch::Tensor>& params,
-                         const CheckpointOptions& options = {});
+namespace detail {
+template <typename T>
+struct is_tensor_tuple : std::false_type {};
+template <typename... Ts>
+struct is_tensor_tuple<std::tuple<Ts...>> : std::conjunction<std::is_same<Ts, torch::Tensor>...> {};
+template <typename T>
+inline constexpr bool is_module_holder_v = std::is_base_of_v<torch::detail::ModuleHolderIndicator, T>;
 
-// Checkpoint a module's forward: params are module->parameters().
-template <typename ModuleHolder>
-torch::Tensor checkpoint_module(ModuleHolder module, const torch::Tensor& input,
-                                const CheckpointOptions& options = {}) {
-  return checkpoint([module](const torch::Tensor& x) mutable { return module->forward(x); }, input,
-                    module->parameters(), options);
+// fn's result as Activations, and back.
+template <typename R>
+Activations to_activations(R r) {
+  if constexpr (std::is_same_v<R, torch::Tensor>) {
+    return {std::move(r)};
+  } else if constexpr (std::is_same_v<R, Activations>) {
+    return r;
+  } else {
+    static_assert(is_tensor_tuple<R>::value, "a checkpointed function must return a Tensor, a std::tuple of Tensors or a std::vector<Tensor>");
+    return std::apply([](auto&&... t) { return Activations{t...}; }, std::move(r));
+  }
+}
+template <typename R, std::size_t... I>
+R tuple_from(Activations& a, std::index_sequence<I...>) {
+  return R{std::move(a.at(I))...};
+}
+template <typename R>
+R from_activations(Activations a) {
+  if constexpr (std::is_same_v<R, torch::Tensor>) {
+    return std::move(a.at(0));
+  } else if constexpr (std::is_same_v<R, Activations>) {
+    return a;
+  } else {
+    return tuple_from<R>(a, std::make_index_sequence<std::tuple_size_v<R>>{});
+  }
+}
+template <typename R, typename Call, std::size_t... I>
+Activations call_with(Call& call, const Activations& a, std::index_sequence<I...>) {
+  return to_activations<R>(call(a.at(I)...));
+}
+}  // namespace detail
+
+// checkpoint(fn, inputs...), as torch.utils.checkpoint.checkpoint(fn, *inputs): fn takes the
+// inputs (tensors) and returns a Tensor, a std::tuple of Tensors or a std::vector<Tensor>.
+// `fn` may be a module (checkpoint(block, x, mask)): its parameters get their gradients.
+// A plain function must not capture tensors that require grad (Note [checkpoint contract]);
+// pass them as inputs, or pass the module they belong to.
+template <typename Fn, typename... Ts,
+          typename = std::enable_if_t<sizeof...(Ts) >= 1 && (std::is_same_v<std::decay_t<Ts>, torch::Tensor> && ...)>>
+auto checkpoint(const CheckpointOptions& options, Fn fn, const Ts&... inputs) {
+  std::vector<torch::Tensor> params;
+  if constexpr (detail::is_module_holder_v<Fn>) params = fn->parameters();
+  auto call = [fn](const Ts&... xs) mutable {
+    if constexpr (detail::is_module_holder_v<Fn>) {
+      return fn->forward(xs...);
+    } else {
+      return fn(xs...);
+    }
+  };
+  using R = std::decay_t<decltype(call(inputs...))>;
+  SegmentFn segment = [call](const Activations& a) mutable {
+    return detail::call_with<R>(call, a, std::index_sequence_for<Ts...>{});
+  };
+  return detail::from_activations<R>(checkpoint_segment(std::move(segment), Activations{inputs...}, params, options));
+}
+template <typename Fn, typename... Ts,
+          typename = std::enable_if_t<!std::is_same_v<std::decay_t<Fn>, CheckpointOptions> && sizeof...(Ts) >= 1 &&
+                                      (std::is_same_v<std::decay_t<Ts>, torch::Tensor> && ...)>>
+auto checkpoint(Fn fn, const Ts&... inputs) {
+  return checkpoint(CheckpointOptions{}, std::move(fn), inputs...);
+}
+
+namespace detail {
+torch::Tensor checkpoint_one(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& input,
+                             const std::vector<torch::Tensor>& params, const CheckpointOptions& options);
+}
+
+// One tensor in and out, with the parameters given: what the GPT's blocks use. (A template
+// so that a module, which the variadic form takes, is never tried as a std::function.)
+template <typename Fn, typename = std::enable_if_t<std::conjunction_v<
+                           std::negation<std::is_base_of<torch::detail::ModuleHolderIndicator, std::decay_t<Fn>>>,
+                           std::is_invocable_r<torch::Tensor, Fn&, const torch::Tensor&>>>>
+torch::Tensor checkpoint(Fn fn, const torch::Tensor& input, const std::vector<torch::Tensor>& params,
+                         const CheckpointOptions& options = {}) {
+  return detail::checkpoint_one(std::move(fn), input, params, options);
 }
 
 // Bytes of `device` memory a checkpoint keeps from its forward to its backward besides its

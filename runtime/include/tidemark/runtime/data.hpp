@@ -4,13 +4,20 @@
 // sees exactly the batches the original would have.
 #include <cstdint>
 #include <string>
+#include <map>
 #include <torch/torch.h>
+
+#include "tidemark/runtime/chain.hpp"
 
 namespace tidemark::runtime {
 
+// One step's data: the first stage's inputs and what the stages read beside them.
 struct Batch {
-  torch::Tensor idx;      // [B, T] int64
-  torch::Tensor targets;  // [B, T] int64, idx shifted by one
+  Activations inputs;     // the GPT: token ids [B, T] int64
+  torch::Tensor targets;  // the GPT: the inputs shifted by one
+  std::map<std::string, torch::Tensor> tensors;  // per-step context tensors (masks)
+
+  StageContext context() const { return StageContext{targets, tensors, {}}; }
 };
 
 class TextData {

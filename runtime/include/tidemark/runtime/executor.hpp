@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tidemark/core/plan.hpp"
+#include "tidemark/core/trace.hpp"
 #include "tidemark/runtime/chain.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
 
@@ -22,22 +23,26 @@ class PlanExecutor {
   // The chain must outlive the executor and every graph it builds.
   PlanExecutor(ChainModule& chain, PlanNode root, CheckpointOptions options = {});
 
-  // Forward through all stages; returns the last stage's output (the loss for GPT).
-  torch::Tensor forward(const torch::Tensor& input, const StageContext& ctx);
+  // Forward through all stages; returns the last stage's outputs (the loss for GPT).
+  // Throws UserError when a context tensor requires grad (Note [stage signature]).
+  Activations forward(const Activations& inputs, const StageContext& ctx);
 
   const PlanNode& root() const { return root_; }
 
  private:
   using NodeList = std::vector<const PlanNode*>;
-  torch::Tensor run_list(const NodeList& nodes, torch::Tensor a, const StageContext& ctx);
-  torch::Tensor run_stage(int k, const torch::Tensor& a, const StageContext& ctx,
-                          const std::string& variant);
+  Activations run_list(const NodeList& nodes, Activations a, const StageContext& ctx);
+  Activations run_stage(int k, const Activations& a, const StageContext& ctx, const std::string& variant);
   std::vector<torch::Tensor> parameters_of(int begin, int end);
 
   ChainModule& chain_;
   PlanNode root_;
   CheckpointOptions options_;
 };
+
+// Writes each stage's action under `root` ("checkpoint", "save" or the variant) into a
+// trace's stages.
+void mark_stage_actions(const PlanNode& root, std::vector<TraceStage>& stages);
 
 // The trees of the standard schedules, for callers that do not go through the planner.
 PlanNode plan_no_checkpoint(int stages);

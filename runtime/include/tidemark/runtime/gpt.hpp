@@ -144,8 +144,8 @@ class GPTImpl : public torch::nn::Module, public CheckpointableModel, public Cha
   std::string stage_name(int k) const override;
   std::string stage_kind(int k) const override;
   std::vector<std::string> stage_variants(int k) const override;
-  torch::Tensor run_stage(int k, const torch::Tensor& input, const StageContext& ctx,
-                          const std::string& variant) override;
+  Activations run_stage(int k, const Activations& inputs, const StageContext& ctx,
+                        const std::string& variant) override;
   std::vector<torch::Tensor> stage_parameters(int k) override;
   std::string digest() const override { return config_.digest(); }
 

@@ -45,8 +45,8 @@ struct ProfileOptions {
 
 // What profiling needs from a training setup, so any ChainModule can be profiled: the
 // chain (its last stage returns the loss), its parameters and buffers, the optimizer, and
-// where batches come from. Trainer fills it for the GPT; SequentialChain users fill it
-// themselves (samples/custom_loop).
+// where batches come from. Trainer fills it for the GPT, Session::profile for a user's
+// Chain (samples/custom_loop).
 struct ProfileSubject {
   ChainModule* chain = nullptr;
   std::vector<torch::Tensor> parameters;

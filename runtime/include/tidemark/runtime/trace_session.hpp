@@ -26,6 +26,8 @@ class TraceSession {
   ~TraceSession();
 
   void begin_step(int step, const Batch& batch);
+  // The batch's tensors are inputs (a loop that makes its batch after the step began).
+  void add_inputs(const Batch& batch);
   void after_backward();
   // `ops` are the stage records of this step (spans); `peak` the step's measured peak.
   void end_step(int step, std::int64_t peak, const std::vector<profiler::OpRecord>& ops);

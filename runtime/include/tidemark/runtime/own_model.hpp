@@ -1,0 +1,175 @@
+#pragma once
+// Your own model as a chain of stages (Note [stage signature] in chain.hpp), built from its
+// modules, and run with any checkpoint plan in your own training loop.
+//
+//   tidemark::Chain chain("llama");
+//   chain.add("embed", model->embed, [&](const Tensor& ids) { return model->embed(ids); });
+//   chain.add_each<DecoderImpl>("block", model->layers,
+//       [](DecoderImpl& b, const Tensor& x, const StageContext& c) { return b.forward(x, c.tensor("rope")); });
+//   chain.add("head", model->head, [&](const Tensor& x) { return model->head(x); });
+//   chain.add_loss([](const Tensor& logits, const Tensor& y) { return cross_entropy(...); });
+//
+// A stage names the module whose parameters it uses: the checkpoint recomputes it and gives
+// those parameters their gradients, and the chain's digest is made from their shapes (a plan
+// for another model is refused). Stages whose module type and parameter shapes repeat are
+// blocks (kind "block"): uniform checkpointing, Hugging Face's, wraps those and nothing else.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <torch/torch.h>
+#include <type_traits>
+#include <vector>
+
+#include "tidemark/core/error.hpp"
+#include "tidemark/core/plan.hpp"
+#include "tidemark/runtime/chain.hpp"
+#include "tidemark/runtime/checkpoint.hpp"
+#include "tidemark/runtime/data.hpp"
+#include "tidemark/runtime/executor.hpp"
+
+namespace tidemark::runtime {
+
+// One stage: what it computes and the module whose parameters it uses (null: none).
+struct Stage {
+  using Fn = std::function<Activations(const Activations&, const StageContext&)>;
+  std::string name;
+  Fn run;
+  std::shared_ptr<torch::nn::Module> module;
+  std::string kind;  // empty: "block" when repeated, else "stage" (Chain decides)
+};
+
+namespace detail {
+// A stage function from a callable taking (inputs..., ctx), (inputs...), (Activations, ctx)
+// or (Activations), returning a Tensor, a std::tuple of Tensors or Activations.
+template <typename F>
+Stage::Fn stage_fn(F f) {
+  return [f = std::move(f)](const Activations& a, const StageContext& c) mutable -> Activations {
+    if constexpr (std::is_invocable_v<F&, const Activations&, const StageContext&>) {
+      return to_activations(f(a, c));
+    } else if constexpr (std::is_invocable_v<F&, const Activations&>) {
+      return to_activations(f(a));
+    } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const StageContext&>) {
+      return to_activations(f(a.at(0), c));
+    } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&>) {
+      return to_activations(f(a.at(0)));
+    } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const torch::Tensor&, const StageContext&>) {
+      return to_activations(f(a.at(0), a.at(1), c));
+    } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const torch::Tensor&>) {
+      return to_activations(f(a.at(0), a.at(1)));
+    } else {
+      static_assert(std::is_invocable_v<F&, const Activations&>,
+                    "a stage function takes (const Tensor&[, const Tensor&][, const StageContext&]) or "
+                    "(const Activations&[, const StageContext&])");
+      return {};
+    }
+  };
+}
+template <typename M>
+std::shared_ptr<torch::nn::Module> module_ptr(const M& m) {
+  if constexpr (is_module_holder_v<M>) {
+    return m.is_empty() ? nullptr : m.ptr();
+  } else if constexpr (std::is_same_v<M, std::nullptr_t>) {
+    return nullptr;
+  } else {
+    return m;  // a std::shared_ptr to a module
+  }
+}
+}  // namespace detail
+
+class Chain : public ChainModule {
+ public:
+  explicit Chain(std::string name = "custom");
+  // Each module of `modules` one stage, in order, called with the stage's inputs (one to
+  // four tensors) and returning a Tensor or a std::tuple of Tensors. Names come from the
+  // Sequential's keys, or the module type and its count ("linear.0") where keys are numbers.
+  explicit Chain(torch::nn::Sequential modules, std::string name = "sequential");
+
+  Chain& add(Stage stage);
+  // add("embed", model->embed, [&](const Tensor& ids) { return model->embed(ids); })
+  template <typename M, typename F>
+  Chain& add(std::string name, const M& module, F fn) {
+    return add(Stage{std::move(name), detail::stage_fn(std::move(fn)), detail::module_ptr(module), {}});
+  }
+  // One stage per module of `list`, named name.0, name.1, ..., each run as
+  // fn(block, inputs..., ctx) with the module as a T (its Impl class).
+  template <typename T, typename F>
+  Chain& add_each(const std::string& name, const torch::nn::ModuleList& list, F fn) {
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      std::shared_ptr<T> block = std::dynamic_pointer_cast<T>(list->ptr(i));
+      if (!block) {
+        throw UserError(name + "." + std::to_string(i) + ": the module is a " + list->ptr(i)->name() +
+                        ", not the type add_each was given; give add_each<" + list->ptr(i)->name() + ">");
+      }
+      add(Stage{name + "." + std::to_string(i), bind_block(block, fn), block, {}});
+    }
+    return *this;
+  }
+  // The last stage: loss(outputs..., targets) or loss(outputs, ctx) -> scalar (kind "loss").
+  template <typename F>
+  Chain& add_loss(F fn) {
+    Stage::Fn run;
+    if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const torch::Tensor&>) {
+      run = [fn](const Activations& a, const StageContext& c) mutable { return Activations{fn(a.at(0), c.targets)}; };
+    } else {
+      run = detail::stage_fn(std::move(fn));
+    }
+    return add(Stage{"loss", std::move(run), nullptr, "loss"});
+  }
+
+  // What runs: a plan (refused, naming `source`, when made for another chain), every block
+  // checkpointed (Hugging Face's gradient_checkpointing_enable), or nothing checkpointed
+  // (the default).
+  void use(const Plan& plan, const std::string& source = "plan", const CheckpointOptions& options = {});
+  void checkpoint_every_block(const CheckpointOptions& options = {});
+  void no_checkpointing();
+  const PlanNode& current_plan() const;
+  // The plan given to use(), while it is the one that runs.
+  const std::optional<Plan>& plan() const { return plan_; }
+  std::string mode() const { return mode_; }  // "none", "uniform" or "plan"
+
+  // The whole chain on one step's batch; the loss when the chain ends with one (one scalar).
+  torch::Tensor forward(const Batch& batch);
+  Activations forward(const Activations& inputs, const StageContext& ctx);
+
+  // ChainModule
+  int num_stages() const override { return static_cast<int>(stages_.size()); }
+  std::string stage_name(int k) const override;
+  std::string stage_kind(int k) const override;
+  Activations run_stage(int k, const Activations& inputs, const StageContext& ctx,
+                        const std::string& variant) override;
+  std::vector<torch::Tensor> stage_parameters(int k) override;
+  std::string digest() const override;
+  const std::string& name() const { return name_; }
+  // Every parameter of every stage, each once, in stage order.
+  std::vector<torch::Tensor> parameters() const;
+  std::vector<torch::Tensor> buffers() const;
+
+ private:
+  template <typename T, typename F>
+  static Stage::Fn bind_block(std::shared_ptr<T> block, F fn) {
+    return detail::stage_fn([block, fn](const Activations& a, const StageContext& c) mutable {
+      if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&, const StageContext&>) {
+        return detail::to_activations(fn(*block, a.at(0), c));
+      } else if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&>) {
+        return detail::to_activations(fn(*block, a.at(0)));
+      } else {
+        return detail::to_activations(fn(*block, a, c));
+      }
+    });
+  }
+  const Stage& stage(int k) const;
+  void refresh_kinds();
+
+  std::string name_;
+  std::vector<Stage> stages_;
+  std::vector<std::string> kinds_;
+  std::string mode_ = "none";
+  std::unique_ptr<PlanExecutor> executor_;
+  std::optional<Plan> plan_;
+  // Set by a Session that records a trace: the batch's tensors are inputs.
+  friend class Session;
+  std::function<void(const Batch&)> on_batch_;
+};
+
+}  // namespace tidemark::runtime
