@@ -3,6 +3,7 @@
 
 #include <atomic>
 
+#include "cupti_api.hpp"
 #include "cupti_buffer_pool.hpp"
 #include "cupti_check.hpp"
 #include "cupti_records.hpp"
@@ -53,6 +54,15 @@ std::string version_text(std::uint32_t v) {
 
 std::unique_ptr<CuptiActivitySource> CuptiActivitySource::start(const CuptiTimerOptions& options,
                                                                 std::string& why_not) {
+  // libcupti is loaded here, on the first start, not linked (cupti_api.hpp): a machine
+  // without it gets a reason, like one without a GPU.
+  const CuptiLibrary& library = cupti_library();
+  if (!library.available) {
+    why_not = "CUPTI: " + (library.why_not.empty() ? std::string("libcupti not available")
+                                                   : library.why_not);
+    log_once("cupti:load", why_not);
+    return nullptr;
+  }
   std::unique_ptr<CuptiActivitySource> source(new CuptiActivitySource);
   if (g_source_alive.exchange(true)) {
     why_not = "CUPTI: another CUPTI timer is alive in this process; only one can trace at a time";
@@ -62,7 +72,7 @@ std::unique_ptr<CuptiActivitySource> CuptiActivitySource::start(const CuptiTimer
   source->owns_cupti_ = true;
 
   std::uint32_t version = 0;
-  const CUptiResult version_result = cuptiGetVersion(&version);
+  const CUptiResult version_result = cupti().cuptiGetVersion(&version);
   if (!cupti_ok(version_result, "cuptiGetVersion")) {
     why_not = "CUPTI: " + describe_cupti_failure(version_result, "cuptiGetVersion");
     return nullptr;
@@ -80,7 +90,7 @@ std::unique_ptr<CuptiActivitySource> CuptiActivitySource::start(const CuptiTimer
   pool.open(options.buffer_bytes, options.max_buffers);
 
   for (const KindToEnable& k : kKinds) {
-    const CUptiResult result = cuptiActivityEnable(k.kind);
+    const CUptiResult result = cupti().cuptiActivityEnable(k.kind);
     if (!cupti_ok(result, k.call)) {
       why_not = "CUPTI: " + describe_cupti_failure(result, k.call) +
                 (result == CUPTI_ERROR_UNKNOWN || result == CUPTI_ERROR_NOT_INITIALIZED

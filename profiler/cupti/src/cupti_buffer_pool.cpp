@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cupti_api.hpp"
 #include "cupti_check.hpp"
 
 namespace tidemark::profiler::detail {
@@ -24,7 +25,7 @@ CuptiBufferPool& CuptiBufferPool::instance() {
 bool CuptiBufferPool::register_callbacks(std::string& why_not) {
   // Registering is process-wide and the callbacks never change, so once is enough; a
   // failure is remembered so that every later timer reports it too.
-  static const CUptiResult result = cuptiActivityRegisterCallbacks(on_requested, on_completed);
+  static const CUptiResult result = cupti().cuptiActivityRegisterCallbacks(on_requested, on_completed);
   if (result == CUPTI_SUCCESS) return true;
   const char* call = "cuptiActivityRegisterCallbacks";
   cupti_ok(result, call);

@@ -6,10 +6,10 @@ namespace tidemark::profiler::detail {
 
 std::string describe_cupti_failure(CUptiResult result, const char* call) {
   const char* name = nullptr;
-  if (cuptiGetResultString(result, &name) != CUPTI_SUCCESS || !name) name = "unknown CUPTI error";
+  if (cupti().cuptiGetResultString(result, &name) != CUPTI_SUCCESS || !name) name = "unknown CUPTI error";
   std::string text = std::string(call) + " failed: " + name;
   const char* message = nullptr;
-  if (cuptiGetErrorMessage(result, &message) == CUPTI_SUCCESS && message &&
+  if (cupti().cuptiGetErrorMessage(result, &message) == CUPTI_SUCCESS && message &&
       std::string(message) != name)
     text += std::string(" (") + message + ")";
   return text;

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "cupti_api.hpp"
+
 namespace tidemark::profiler::detail {
 
 // "cuptiX(...) failed: CUPTI_ERROR_UNKNOWN (description)".
@@ -16,4 +18,7 @@ bool cupti_ok(CUptiResult result, const char* call) noexcept;
 
 }  // namespace tidemark::profiler::detail
 
-#define TIDEMARK_CUPTI_CALL(expr) ::tidemark::profiler::detail::cupti_ok((expr), #expr)
+// `expr` is a call by CUPTI's name, e.g. TIDEMARK_CUPTI_CALL(cuptiActivityFlushAll(0)); it
+// goes through the loaded table (cupti_api.hpp), never to a linked libcupti.
+#define TIDEMARK_CUPTI_CALL(expr) \
+  ::tidemark::profiler::detail::cupti_ok(::tidemark::profiler::detail::cupti().expr, #expr)

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "cupti_api.hpp"
 #include "cupti_check.hpp"
 #include "log_once.hpp"
 
@@ -89,7 +90,7 @@ std::size_t parse_cupti_buffer(std::uint8_t* data, std::size_t valid_bytes,
   if (!data || valid_bytes == 0) return count;
   CUpti_Activity* record = nullptr;
   for (;;) {
-    const CUptiResult status = cuptiActivityGetNextRecord(data, valid_bytes, &record);
+    const CUptiResult status = cupti().cuptiActivityGetNextRecord(data, valid_bytes, &record);
     if (status == CUPTI_ERROR_MAX_LIMIT_REACHED) break;  // end of the buffer
     if (status != CUPTI_SUCCESS) {
       // CUPTI_ERROR_INVALID_KIND: an incomplete or corrupt record; the rest is unreadable.
