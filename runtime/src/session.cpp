@@ -9,6 +9,7 @@
 #include "tidemark/core/error.hpp"
 #include "tidemark/profiler/stage_recorder.hpp"
 #include "tidemark/runtime/trace_session.hpp"
+#include "tidemark/runtime/trainer.hpp"
 
 namespace tidemark::runtime {
 namespace {
@@ -57,6 +58,7 @@ Session::Session(const torch::Device& device) : device_(device), hook_(device.is
                     "counts the memory of one training run)");
   }
   live_at_start_ = profiler::ledger().live();
+  if (!device_.is_cuda()) tune_cpu_allocator();
 }
 
 Session::~Session() {

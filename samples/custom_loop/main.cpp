@@ -138,6 +138,7 @@ int run(int argc, char** argv) {
     else throw tidemark::UserError(fmt::format("unknown flag {}; flags: --steps N --budget FRACTION --trace FILE", flag));
   }
   tidemark::Session session;  // tidemark: before the model, so it sees every tensor
+  if (!std::getenv("OMP_NUM_THREADS")) torch::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
   torch::manual_seed(0);
   const Config c;
   const Tables t = tables(c);
@@ -155,9 +156,12 @@ int run(int argc, char** argv) {
 
   auto profile = session.profile(chain, opt, batch);                                   // tidemark
   auto plan = tidemark::plan(profile, tidemark::Budget::fraction(fraction));           // tidemark
-  fmt::print("no checkpointing: peak {}, step {:.0f} ms; budget {}: predicted peak {}, step {:.0f} ms\n",
+  const auto every_block = tidemark::plan(profile, tidemark::Budget::fraction(1.0), tidemark::Solver::Uniform);
+  fmt::print("no checkpointing: peak {}, step {:.0f} ms; budget {}: {} predicted at peak {}, step {:.0f} ms "
+             "(every block: {}, {:.0f} ms)\n",
              tidemark::format_bytes(profile.peak_bytes), profile.step_ms, tidemark::format_bytes(plan.budget_bytes),
-             tidemark::format_bytes(plan.predicted.peak_bytes), plan.predicted.step_ms);
+             tidemark::describe(plan.root), tidemark::format_bytes(plan.predicted.peak_bytes), plan.predicted.step_ms,
+             tidemark::format_bytes(every_block.predicted.peak_bytes), every_block.predicted.step_ms);
 
   // Train in a plain loop. zero_grad() keeps gradients on LibTorch 1.13; the Step frees them.
   struct Result {

@@ -58,7 +58,10 @@ class Session {
   // Counts tensor memory on `device` from now on. Make it first, before the model or any
   // tensor on that device exists (Note [hook lifetime]): what exists before is not seen, and
   // the session refuses to profile or step a model whose parameters it did not see made.
-  // One session per process at a time.
+  // One session per process at a time. On the CPU it also keeps freed memory in the heap
+  // (tune_cpu_allocator, Note [CPU allocator] in trainer.hpp): without it every step pays
+  // page faults on every large activation, step times swing by 30%, and a plan is timed by
+  // how much it allocates rather than what it computes, as the profile did not measure.
   explicit Session(const torch::Device& device = torch::kCPU);
   ~Session();
   Session(const Session&) = delete;
