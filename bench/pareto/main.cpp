@@ -148,8 +148,8 @@ int main(int argc, char** argv) {
     // Baselines and the block-only optimum plan on the chain without variants.
     ChainProfile blocks_only = profile;
     for (auto& l : blocks_only.stages) l.variants.clear();
-    const planner::Chain chain = planner::chain_from_profile(blocks_only);
-    const planner::Chain chain_var = planner::chain_from_profile(profile);
+    const planner::ChainCosts chain = planner::chain_from_profile(blocks_only);
+    const planner::ChainCosts chain_var = planner::chain_from_profile(profile);
     std::vector<Contender> contenders;
     for (planner::Solver s : planner::all_solvers()) contenders.push_back({planner::to_string(s), s, false, color_of(s)});
     if (!no_variants) contenders.push_back({"optimal+variants", planner::Solver::Optimal, true, "#8c564b"});
@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
           t.fits = true;
           const std::string text = describe(c.root);
           auto [it, inserted] = plan_index.emplace(text, static_cast<int>(plans.size()));
-          if (inserted) plans.push_back(PlanRun{c.root, text, planner::predict(chain_var, c.root), {}});
+          if (inserted) plans.push_back(PlanRun{c.root, text, planner::simulate(chain_var, c.root), {}});
           t.plan = it->second;
         } catch (const InfeasibleBudget&) {
         }
@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
     // ---- report: prediction accuracy and the targets
     // Step times drift on shared machines over the minutes this runs, so the time prediction
     // is also judged as a ratio to no checkpointing measured in the same rounds.
-    const double none_predicted = planner::predict(chain_var, none_root).step_ms;
+    const double none_predicted = planner::simulate(chain_var, none_root).step_ms;
     double worst_peak = 0, worst_ms = 0, worst_ratio = 0;
     bool over_budget = false;
     for (const Trial& t : trials) {

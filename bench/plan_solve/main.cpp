@@ -24,13 +24,13 @@ using namespace tidemark::planner;
 
 namespace {
 
-Chain synthetic_chain(int stages, int variants, unsigned seed) {
+ChainCosts synthetic_chain(int stages, int variants, unsigned seed) {
   std::mt19937 rng(seed);
   auto vary = [&](double x) {  // +-30%
     return static_cast<std::uint64_t>(x * std::uniform_real_distribution<double>(0.7, 1.3)(rng));
   };
   const double act = 4.0 * 1024 * 1024;  // one activation: batch * seq * d_model * 4 bytes
-  Chain c;
+  ChainCosts c;
   c.optimizer_peak = 50u << 20;
   c.fixed_ms = 20;
   for (int k = 0; k < stages; ++k) {
@@ -62,7 +62,7 @@ Chain synthetic_chain(int stages, int variants, unsigned seed) {
     c.stages.push_back(s);
   }
   for (const StageCost& s : c.stages) c.resident += 3 * s.param;  // parameters and Adam state
-  const Simulation none = simulate(c, none_plan(c));
+  const tidemark::Prediction none = simulate(c, none_plan(c));
   c.measured_peak = none.peak_bytes;
   c.measured_step_ms = none.step_ms;
   return c;
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
               "dp table (ms)", "optimal solve (ms)", "overhead vs none");
   for (int variants : {1, 17})
   for (int stages : {12, 48, 100, 200}) {
-    const Chain c = synthetic_chain(stages, variants, 42);
+    const ChainCosts c = synthetic_chain(stages, variants, 42);
     const std::uint64_t minimum = minimum_peak(c);
     const std::uint64_t budget = minimum + (c.measured_peak - minimum) / 2;
     const std::uint64_t slot = slot_bytes_for(c, budget, slots);

@@ -80,7 +80,7 @@ std::string percent_change(double value, double reference) {
   return fmt::format("{:+.1f}%", 100.0 * (value - reference) / reference);
 }
 
-void print_summary(const ChainProfile& profile, const Chain& chain, const PlanArgs& args,
+void print_summary(const ChainProfile& profile, const ChainCosts& chain, const PlanArgs& args,
                    const Budget& budget, std::uint64_t budget_bytes, const Candidate& plan) {
   fmt::print("profile: {} ({}), {} stages, measured no-checkpoint peak {}, step {:.2f} ms\n",
              args.profile, profile.model, chain.size(), format_bytes(chain.measured_peak),
@@ -91,8 +91,8 @@ void print_summary(const ChainProfile& profile, const Chain& chain, const PlanAr
   fmt::print("plan ({}{}):\n", args.solver, plan.origin == args.solver ? "" : "; " + plan.origin);
   for (const std::string& line : describe_plan(chain, plan.root)) fmt::print("  {}\n", line);
 
-  const Simulation none = simulate(chain, none_plan(chain));
-  const Simulation uniform = simulate(chain, uniform_plan(chain));
+  const Prediction none = simulate(chain, none_plan(chain));
+  const Prediction uniform = simulate(chain, uniform_plan(chain));
   fmt::print("predicted peak: {} of the {} budget ({:.1f}%); no checkpointing peaks at {}\n",
              format_bytes(plan.sim.peak_bytes), format_bytes(budget_bytes),
              100.0 * static_cast<double>(plan.sim.peak_bytes) / static_cast<double>(budget_bytes),
@@ -116,7 +116,7 @@ void run_plan(const PlanArgs& args) {
   if (!args.pareto.empty()) check_writable(args.pareto, "--pareto");
 
   const ChainProfile profile = read_profile(args.profile);
-  const Chain chain = chain_from_profile(profile);
+  const ChainCosts chain = chain_from_profile(profile);
   SolveOptions options;
   options.slots = args.slots;
   options.k = args.k_given ? args.k : 0;

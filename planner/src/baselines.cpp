@@ -19,7 +19,7 @@ namespace {
 
 // Maximal runs [a, b) of consecutive block stages: a checkpoint covers a contiguous range,
 // so a group never spans a non-block stage.
-std::vector<std::pair<int, int>> block_runs(const Chain& chain) {
+std::vector<std::pair<int, int>> block_runs(const ChainCosts& chain) {
   std::vector<std::pair<int, int>> runs;
   for (int k : chain.block_stages()) {
     if (!runs.empty() && runs.back().second == k) {
@@ -31,7 +31,7 @@ std::vector<std::pair<int, int>> block_runs(const Chain& chain) {
   return runs;
 }
 
-int longest_run(const Chain& chain) {
+int longest_run(const ChainCosts& chain) {
   int n = 0;
   for (auto [a, b] : block_runs(chain)) n = std::max(n, b - a);
   return n;
@@ -39,7 +39,7 @@ int longest_run(const Chain& chain) {
 
 // Non-block stages saved; each run of blocks [a, b) replaced by segment(a, b).
 using Segmenter = std::function<std::vector<PlanNode>(int a, int b)>;
-PlanNode segmented_plan(const Chain& chain, const Segmenter& segment) {
+PlanNode segmented_plan(const ChainCosts& chain, const Segmenter& segment) {
   std::vector<PlanNode> nodes;
   int at = 0;
   for (auto [a, b] : block_runs(chain)) {
@@ -90,7 +90,7 @@ class RevolveTable {
 // the table is O(blocks^2 * snapshots).
 constexpr int kMaxRevolveSnapshots = 64;
 
-int revolve_snapshot_limit(const Chain& chain) {
+int revolve_snapshot_limit(const ChainCosts& chain) {
   return std::clamp(longest_run(chain) - 1, 1, kMaxRevolveSnapshots);
 }
 
@@ -108,7 +108,7 @@ std::vector<PlanNode> revolve_nodes(const RevolveTable& table, int a, int l, int
   return nodes;
 }
 
-PlanNode revolve_with(const Chain& chain, const RevolveTable& table, int snapshots) {
+PlanNode revolve_with(const ChainCosts& chain, const RevolveTable& table, int snapshots) {
   return segmented_plan(chain,
                         [&](int a, int b) { return revolve_nodes(table, a, b - a, snapshots); });
 }
@@ -117,11 +117,11 @@ PlanNode revolve_with(const Chain& chain, const RevolveTable& table, int snapsho
 
 // ---- every-k family ---------------------------------------------------------------------
 
-PlanNode none_plan(const Chain& chain) {
+PlanNode none_plan(const ChainCosts& chain) {
   return PlanNode::sequence(0, chain.size(), {PlanNode::save(0, chain.size())});
 }
 
-PlanNode every_k_plan(const Chain& chain, int k) {
+PlanNode every_k_plan(const ChainCosts& chain, int k) {
   k = std::max(k, 1);
   return segmented_plan(chain, [k](int a, int b) {
     std::vector<PlanNode> nodes;
@@ -133,20 +133,20 @@ PlanNode every_k_plan(const Chain& chain, int k) {
   });
 }
 
-PlanNode uniform_plan(const Chain& chain) { return every_k_plan(chain, 1); }
+PlanNode uniform_plan(const ChainCosts& chain) { return every_k_plan(chain, 1); }
 
-int block_count(const Chain& chain) { return static_cast<int>(chain.block_stages().size()); }
+int block_count(const ChainCosts& chain) { return static_cast<int>(chain.block_stages().size()); }
 
-int sqrt_group_size(const Chain& chain) {
+int sqrt_group_size(const ChainCosts& chain) {
   const int n = block_count(chain);
   int k = 1;
   while (k * k < n) ++k;
   return k;
 }
 
-PlanNode sqrt_plan(const Chain& chain) { return every_k_plan(chain, sqrt_group_size(chain)); }
+PlanNode sqrt_plan(const ChainCosts& chain) { return every_k_plan(chain, sqrt_group_size(chain)); }
 
-std::vector<Candidate> every_k_candidates(const Chain& chain) {
+std::vector<Candidate> every_k_candidates(const ChainCosts& chain) {
   std::vector<Candidate> out;
   for (int k = 1; k <= std::max(longest_run(chain), 1); ++k) {
     out.push_back(make_candidate(chain, every_k_plan(chain, k), fmt::format("every-k k={}", k)));
@@ -154,12 +154,12 @@ std::vector<Candidate> every_k_candidates(const Chain& chain) {
   return out;
 }
 
-PlanNode revolve_plan(const Chain& chain, int snapshots) {
+PlanNode revolve_plan(const ChainCosts& chain, int snapshots) {
   snapshots = std::max(snapshots, 1);
   return revolve_with(chain, RevolveTable(longest_run(chain), snapshots), snapshots);
 }
 
-std::vector<Candidate> revolve_candidates(const Chain& chain) {
+std::vector<Candidate> revolve_candidates(const ChainCosts& chain) {
   const int limit = revolve_snapshot_limit(chain);
   const RevolveTable table(longest_run(chain), limit);
   std::vector<Candidate> out;

@@ -14,7 +14,7 @@ using NodeFn = std::function<void(const PlanNode&)>;
 
 class Enumerator {
  public:
-  explicit Enumerator(const Chain& chain) : chain_(chain) {}
+  explicit Enumerator(const ChainCosts& chain) : chain_(chain) {}
 
   // Calls emit with every node list covering [i, j). An inner list of a checkpoint over
   // [i, j) may not be that one checkpoint again (`inner_of_checkpoint`).
@@ -48,12 +48,12 @@ class Enumerator {
           [&](const std::vector<PlanNode>& inner) { emit(PlanNode::checkpoint(i, k, inner)); });
   }
 
-  const Chain& chain_;
+  const ChainCosts& chain_;
 };
 
 }  // namespace
 
-BruteForce::BruteForce(const Chain& chain) {
+BruteForce::BruteForce(const ChainCosts& chain) {
   if (chain.size() > kMaxBruteForceStages) {
     throw UserError(fmt::format("brute force: {} stages is too many to enumerate (at most {})",
                                 chain.size(), kMaxBruteForceStages));
@@ -65,9 +65,9 @@ BruteForce::BruteForce(const Chain& chain) {
 
 // Keeps the Pareto front sorted by peak with strictly falling step times; a tree that is
 // no faster than one with a peak as low is dropped.
-void BruteForce::offer(const Chain& chain, PlanNode root) {
+void BruteForce::offer(const ChainCosts& chain, PlanNode root) {
   ++plans_;
-  const Simulation sim = simulate(chain, root);
+  const Prediction sim = simulate(chain, root);
   auto dominated = [&](const Candidate& c) {
     return c.sim.peak_bytes <= sim.peak_bytes && c.sim.step_ms <= sim.step_ms;
   };

@@ -2,7 +2,7 @@
 
 namespace tidemark::planner {
 
-Candidate make_candidate(const Chain& chain, PlanNode root, std::string origin) {
+Candidate make_candidate(const ChainCosts& chain, PlanNode root, std::string origin) {
   Candidate c;
   c.sim = simulate(chain, root);
   c.root = std::move(root);

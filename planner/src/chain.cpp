@@ -6,7 +6,7 @@
 
 namespace tidemark::planner {
 
-int Chain::variant_index(int k, const std::string& variant) const {
+int ChainCosts::variant_index(int k, const std::string& variant) const {
   const auto& vs = stages[k].variants;
   for (size_t i = 0; i < vs.size(); ++i) {
     if (vs[i].name == variant) return static_cast<int>(i);
@@ -16,7 +16,7 @@ int Chain::variant_index(int k, const std::string& variant) const {
   return -1;
 }
 
-std::vector<int> Chain::block_stages() const {
+std::vector<int> ChainCosts::block_stages() const {
   std::vector<int> out;
   for (int k = 0; k < size(); ++k) {
     if (stages[k].kind == "block") out.push_back(k);
@@ -35,8 +35,8 @@ std::uint64_t held_extra(std::uint64_t held_peak, std::uint64_t peak) {
 
 }  // namespace
 
-Chain chain_from_profile(const ChainProfile& p) {
-  Chain c;
+ChainCosts chain_from_profile(const ChainProfile& p) {
+  ChainCosts c;
   c.resident = p.static_bytes.resident();
   c.optimizer_peak = p.optimizer_peak_bytes;
   c.checkpoint_state = p.checkpoint_state_bytes;

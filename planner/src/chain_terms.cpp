@@ -4,7 +4,7 @@
 
 namespace tidemark::planner::detail {
 
-ChainTerms::ChainTerms(const Chain& chain) : chain_(chain), n_(chain.size()) {
+ChainTerms::ChainTerms(const ChainCosts& chain) : chain_(chain), n_(chain.size()) {
   param_prefix_.assign(n_ + 1, 0);
   for (int k = 0; k < n_; ++k) param_prefix_[k + 1] = param_prefix_[k] + chain.stages[k].param;
   // Running sums over t, so a segment's time adds its stages in execution order.

@@ -42,7 +42,7 @@ struct CheckpointTerms {
 
 class ChainTerms {
  public:
-  explicit ChainTerms(const Chain& chain);
+  explicit ChainTerms(const ChainCosts& chain);
 
   int stages() const { return n_; }
   int variants(int i) const { return static_cast<int>(chain_.stages[i].variants.size()); }
@@ -56,7 +56,7 @@ class ChainTerms {
   std::uint64_t params(int a, int b) const { return param_prefix_[b] - param_prefix_[a]; }
   std::size_t at(int i, int k) const { return static_cast<std::size_t>(i) * (n_ + 1) + k; }
 
-  const Chain& chain_;
+  const ChainCosts& chain_;
   int n_;
   std::vector<std::uint64_t> param_prefix_;  // [k]: P(0..k)
   std::vector<std::uint64_t> nograd_peak_;   // [at(i, k)]: no-grad forward peak of [i, k)

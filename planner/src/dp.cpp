@@ -18,9 +18,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // ---- chain-level quantities ---------------------------------------------------------------
 
-std::uint64_t start_bytes(const Chain& chain) { return chain.resident + chain.stages.back().out; }
+std::uint64_t start_bytes(const ChainCosts& chain) { return chain.resident + chain.stages.back().out; }
 
-std::uint64_t optimizer_step_peak(const Chain& chain) {
+std::uint64_t optimizer_step_peak(const ChainCosts& chain) {
   // After backward every activation and gradient but the parameter gradients, the input's
   // gradient and the kept loss is gone, whatever the plan (Note [execution model]).
   std::uint64_t params = 0;
@@ -28,14 +28,14 @@ std::uint64_t optimizer_step_peak(const Chain& chain) {
   return start_bytes(chain) + params + chain.grad_in(0) + chain.optimizer_peak;
 }
 
-std::uint64_t slot_bytes_for(const Chain& chain, std::uint64_t budget, int slots) {
+std::uint64_t slot_bytes_for(const ChainCosts& chain, std::uint64_t budget, int slots) {
   const std::uint64_t start = start_bytes(chain);
   const std::uint64_t dynamic = budget > start ? budget - start : 0;
   const std::uint64_t n = static_cast<std::uint64_t>(std::max(slots, 1));
   return std::max<std::uint64_t>(1, (dynamic + n - 1) / n);
 }
 
-std::uint64_t rounding_bound(const Chain& chain, std::uint64_t slot_bytes) {
+std::uint64_t rounding_bound(const ChainCosts& chain, std::uint64_t slot_bytes) {
   return static_cast<std::uint64_t>(chain.size() + 1) * slot_bytes;
 }
 
@@ -71,7 +71,7 @@ std::uint64_t OptimalDp::table_bytes(int stages, int max_slots) {
   return rows * (static_cast<std::uint64_t>(std::max(max_slots, 0)) + 1) * sizeof(double);
 }
 
-OptimalDp::OptimalDp(const Chain& chain, std::uint64_t slot_bytes, int max_slots)
+OptimalDp::OptimalDp(const ChainCosts& chain, std::uint64_t slot_bytes, int max_slots)
     : chain_(chain),
       slot_bytes_(std::max<std::uint64_t>(slot_bytes, 1)),
       width_(std::max(max_slots, 0) + 1) {
@@ -198,7 +198,7 @@ std::optional<PlanNode> OptimalDp::plan(int m) const {
   return detail::root_of(chain_, detail::build_list(chain_, 0, chain_.size(), m, choose));
 }
 
-std::optional<PlanNode> optimal_dp_plan(const Chain& chain, std::uint64_t budget,
+std::optional<PlanNode> optimal_dp_plan(const ChainCosts& chain, std::uint64_t budget,
                                         std::uint64_t slot_bytes) {
   if (budget < optimizer_step_peak(chain) || budget < start_bytes(chain)) return std::nullopt;
   const std::uint64_t u = std::max<std::uint64_t>(slot_bytes, 1);

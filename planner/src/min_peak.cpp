@@ -22,7 +22,7 @@ struct Need {
 
 class MinPeak {
  public:
-  explicit MinPeak(const Chain& chain) : n_(chain.size()), terms_(chain) {
+  explicit MinPeak(const ChainCosts& chain) : n_(chain.size()), terms_(chain) {
     inner_.resize(static_cast<std::size_t>(n_) * (n_ - 1) / 2);
     top_.resize(n_);
     for (int d = 1; d < n_; ++d) {
@@ -76,7 +76,7 @@ class MinPeak {
 
 }  // namespace
 
-std::uint64_t minimum_peak(const Chain& chain) {
+std::uint64_t minimum_peak(const ChainCosts& chain) {
   // The recursion is exact when checkpoints keep no state of their own (r == 0); otherwise
   // its terms over-count by up to r per nesting level, so the plan it picks is simulated
   // for the figure reported.
@@ -85,7 +85,7 @@ std::uint64_t minimum_peak(const Chain& chain) {
   return std::max(start_bytes(chain) + table.at(0, chain.size()).bytes, optimizer_step_peak(chain));
 }
 
-PlanNode minimum_peak_plan(const Chain& chain) {
+PlanNode minimum_peak_plan(const ChainCosts& chain) {
   const MinPeak table(chain);
   auto choose = [&](int i, int j, int) {
     const Need& need = table.at(i, j);

@@ -9,7 +9,7 @@
 
 namespace tidemark::planner {
 
-std::vector<ParetoRow> pareto_sweep(const Chain& chain, const SolveOptions& options, int points) {
+std::vector<ParetoRow> pareto_sweep(const ChainCosts& chain, const SolveOptions& options, int points) {
   check_solvable(chain, options);
   points = std::max(points, 2);
   const Candidate none = make_candidate(chain, none_plan(chain), "none");

@@ -19,7 +19,7 @@ void merge_saves(std::vector<PlanNode>& nodes) {
   nodes = std::move(merged);
 }
 
-PlanNode root_of(const Chain& chain, std::vector<PlanNode> nodes) {
+PlanNode root_of(const ChainCosts& chain, std::vector<PlanNode> nodes) {
   merge_saves(nodes);
   return PlanNode::sequence(0, chain.size(), std::move(nodes));
 }

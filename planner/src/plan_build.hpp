@@ -12,7 +12,7 @@ namespace tidemark::planner::detail {
 void merge_saves(std::vector<PlanNode>& nodes);
 
 // The root sequence over [0, L) of a top-level node list (merged).
-PlanNode root_of(const Chain& chain, std::vector<PlanNode> nodes);
+PlanNode root_of(const ChainCosts& chain, std::vector<PlanNode> nodes);
 
 // The first node of a list over [i, j) as a recursion chose it: save stage i with
 // `variant` (>= 0), or checkpoint [i, split) when variant < 0. `rest` and `inner` are the
@@ -27,7 +27,7 @@ struct FirstNode {
 
 // The node list over [i, j) that `choose(i, j, state) -> FirstNode<State>` describes.
 template <class State, class Choose>
-std::vector<PlanNode> build_list(const Chain& chain, int i, int j, State state,
+std::vector<PlanNode> build_list(const ChainCosts& chain, int i, int j, State state,
                                  const Choose& choose) {
   std::vector<PlanNode> out;
   while (i < j) {  // the rest of a list is walked in a loop; only inner lists recurse

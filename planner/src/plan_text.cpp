@@ -18,12 +18,12 @@ bool plain_segment(const PlanNode& n) {
 
 }  // namespace
 
-std::string stage_range(const Chain& chain, int begin, int end) {
+std::string stage_range(const ChainCosts& chain, int begin, int end) {
   if (end == begin + 1) return chain.stages[begin].name;
   return chain.stages[begin].name + "-" + chain.stages[end - 1].name;
 }
 
-std::string describe_node(const Chain& chain, const PlanNode& node) {
+std::string describe_node(const ChainCosts& chain, const PlanNode& node) {
   auto join = [&](const std::vector<const PlanNode*>& parts) {
     std::string out;
     for (const PlanNode* p : parts) out += (out.empty() ? "" : ", ") + describe_node(chain, *p);
@@ -49,7 +49,7 @@ std::string describe_node(const Chain& chain, const PlanNode& node) {
                      inner_text);
 }
 
-std::vector<std::string> describe_plan(const Chain& chain, const PlanNode& root) {
+std::vector<std::string> describe_plan(const ChainCosts& chain, const PlanNode& root) {
   const auto nodes = flatten_sequence(root);
   std::vector<std::string> lines;
   for (std::size_t i = 0; i < nodes.size();) {

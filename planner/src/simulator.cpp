@@ -11,9 +11,9 @@ namespace {
 // Follows Note [execution model] in simulator.hpp, one event at a time.
 class Simulator {
  public:
-  explicit Simulator(const Chain& c) : c_(c) {}
+  explicit Simulator(const ChainCosts& c) : c_(c) {}
 
-  Simulation run(const PlanNode& root) {
+  Prediction run(const PlanNode& root) {
     validate_plan_tree(root, c_.size(), "plan");
     const int n = c_.size();
     const std::int64_t loss_grad = static_cast<std::int64_t>(c_.stages[n - 1].out);
@@ -27,7 +27,7 @@ class Simulator {
     backward_list(nodes, 0, n, /*held_in=*/true, /*held_out=*/true);
     live_ -= loss_grad;
     touch(live_ + static_cast<std::int64_t>(c_.optimizer_peak));
-    Simulation s;
+    Prediction s;
     s.peak_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(peak_, 0));
     s.end_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(live_, 0));
     s.step_ms = c_.fixed_ms + time_;
@@ -123,7 +123,7 @@ class Simulator {
     live_ -= r;  // the checkpoint's state
   }
 
-  const Chain& c_;
+  const ChainCosts& c_;
   std::int64_t live_ = 0;
   std::int64_t peak_ = 0;
   double time_ = 0;
@@ -133,11 +133,6 @@ class Simulator {
 
 }  // namespace
 
-Simulation simulate(const Chain& chain, const PlanNode& root) { return Simulator(chain).run(root); }
-
-Prediction predict(const Chain& chain, const PlanNode& root) {
-  Simulation s = simulate(chain, root);
-  return Prediction{s.peak_bytes, s.step_ms, s.recompute_ms};
-}
+Prediction simulate(const ChainCosts& chain, const PlanNode& root) { return Simulator(chain).run(root); }
 
 }  // namespace tidemark::planner

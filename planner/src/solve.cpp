@@ -61,7 +61,7 @@ constexpr double kMaxTotalBytes = 1152921504606846976.0;  // 2^60 = 1 EiB
 constexpr std::uint64_t kMaxTableBytes = std::uint64_t{4} << 30;
 constexpr std::uint64_t kMaxSlots = std::uint64_t{1} << 28;
 
-std::string percent_of_peak(const Chain& chain, std::uint64_t bytes) {
+std::string percent_of_peak(const ChainCosts& chain, std::uint64_t bytes) {
   if (chain.measured_peak == 0) return "";
   return fmt::format(", {:.1f}% of the profile's no-checkpoint peak {}",
                      100.0 * static_cast<double>(bytes) / static_cast<double>(chain.measured_peak),
@@ -70,7 +70,7 @@ std::string percent_of_peak(const Chain& chain, std::uint64_t bytes) {
 
 // " (as a fraction: --budget 0.413)": the smallest fraction in thousandths that resolves to
 // at least `bytes`, for users who give fractions; empty when no fraction in (0, 1] does.
-std::string fraction_hint(const Chain& chain, std::uint64_t bytes) {
+std::string fraction_hint(const ChainCosts& chain, std::uint64_t bytes) {
   if (chain.measured_peak == 0) return "";
   const double peak = static_cast<double>(chain.measured_peak);
   double f = std::ceil(1000.0 * static_cast<double>(bytes) / peak) / 1000.0;
@@ -81,7 +81,7 @@ std::string fraction_hint(const Chain& chain, std::uint64_t bytes) {
 
 }  // namespace
 
-void check_solvable(const Chain& chain, const SolveOptions& options) {
+void check_solvable(const ChainCosts& chain, const SolveOptions& options) {
   if (chain.size() < 1) throw UserError("profile: has zero stages; a profile needs at least one");
   double total = static_cast<double>(chain.resident) + static_cast<double>(chain.optimizer_peak);
   for (const StageCost& s : chain.stages) {
@@ -105,7 +105,7 @@ void check_solvable(const Chain& chain, const SolveOptions& options) {
 
 // ---- baselines --------------------------------------------------------------------------
 
-std::vector<Candidate> baseline_family(const Chain& chain, Solver solver, int k) {
+std::vector<Candidate> baseline_family(const ChainCosts& chain, Solver solver, int k) {
   switch (solver) {
     case Solver::None:
       return {make_candidate(chain, none_plan(chain), "none")};
@@ -132,11 +132,11 @@ const Candidate& pick_for_budget(const std::vector<Candidate>& family, std::uint
   return *(c ? c : lowest_peak(family));
 }
 
-Candidate baseline_choice(const Chain& chain, Solver solver, std::uint64_t budget, int k) {
+Candidate baseline_choice(const ChainCosts& chain, Solver solver, std::uint64_t budget, int k) {
   return pick_for_budget(baseline_family(chain, solver, k), budget);
 }
 
-std::vector<Candidate> fallback_candidates(const Chain& chain) {
+std::vector<Candidate> fallback_candidates(const ChainCosts& chain) {
   std::vector<Candidate> pool;
   pool.push_back(make_candidate(chain, minimum_peak_plan(chain), "minimum-peak plan"));
   // uniform and sqrt are every-k plans
@@ -148,7 +148,7 @@ std::vector<Candidate> fallback_candidates(const Chain& chain) {
 
 // ---- optimal ----------------------------------------------------------------------------
 
-OptimalDp optimal_table(const Chain& chain, std::uint64_t budget, std::uint64_t slot_bytes) {
+OptimalDp optimal_table(const ChainCosts& chain, std::uint64_t budget, std::uint64_t slot_bytes) {
   const std::uint64_t start = start_bytes(chain);
   const std::uint64_t own = budget > start ? (budget - start) / slot_bytes : 0;
   // Room above the budget for the plans rounding hid (dp_candidates): the rounding bound,
@@ -168,7 +168,7 @@ OptimalDp optimal_table(const Chain& chain, std::uint64_t budget, std::uint64_t 
   return OptimalDp(chain, slot_bytes, static_cast<int>(slots));
 }
 
-std::vector<Candidate> dp_candidates(const Chain& chain, const OptimalDp& dp,
+std::vector<Candidate> dp_candidates(const ChainCosts& chain, const OptimalDp& dp,
                                      std::uint64_t budget) {
   std::vector<Candidate> out;
   const std::int64_t own = dp.slots_within(budget);
@@ -201,7 +201,7 @@ std::vector<Candidate> dp_candidates(const Chain& chain, const OptimalDp& dp,
 
 namespace {
 
-Candidate solve_optimal(const Chain& chain, std::uint64_t budget, const SolveOptions& options) {
+Candidate solve_optimal(const ChainCosts& chain, std::uint64_t budget, const SolveOptions& options) {
   const std::uint64_t minimum = minimum_peak(chain);
   if (budget < minimum) {
     std::string why;
@@ -229,7 +229,7 @@ Candidate solve_optimal(const Chain& chain, std::uint64_t budget, const SolveOpt
 
 }  // namespace
 
-Candidate solve(const Chain& chain, Solver solver, std::uint64_t budget,
+Candidate solve(const ChainCosts& chain, Solver solver, std::uint64_t budget,
                 const SolveOptions& options) {
   check_solvable(chain, options);
   if (solver == Solver::Optimal) return solve_optimal(chain, budget, options);
@@ -251,7 +251,7 @@ Candidate solve(const Chain& chain, Solver solver, std::uint64_t budget,
 }
 
 Plan plan(const ChainProfile& profile, const Budget& budget, Solver solver, const SolveOptions& options) {
-  const Chain chain = chain_from_profile(profile);
+  const ChainCosts chain = chain_from_profile(profile);
   const std::uint64_t budget_bytes = budget.resolve(profile.peak_bytes);
   const Candidate chosen = solve(chain, solver, budget_bytes, options);
   Plan p;
@@ -261,7 +261,7 @@ Plan plan(const ChainProfile& profile, const Budget& budget, Solver solver, cons
   p.digest = profile.digest;
   p.model = profile.model;
   p.root = chosen.root;
-  p.predicted = Prediction{chosen.sim.peak_bytes, chosen.sim.step_ms, chosen.sim.recompute_ms};
+  p.predicted = chosen.sim;
   p.baseline_peak_bytes = profile.peak_bytes;
   p.baseline_step_ms = profile.step_ms;
   return p;

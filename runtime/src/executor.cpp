@@ -14,7 +14,7 @@ void check_variants(const PlanNode& n, const ChainModule& chain, const std::stri
     for (int k = n.begin; k < n.end; ++k) {
       auto vs = chain.stage_variants(k);
       if (std::find(vs.begin(), vs.end(), n.variant) == vs.end()) {
-        throw UserError(fmt::format("{}: stage {} ({}) has no variant \"{}\" in this build", source,
+        throw PlanMismatch(fmt::format("{}: stage {} ({}) has no variant \"{}\" in this build", source,
                                     k, chain.stage_name(k), n.variant));
       }
     }
@@ -31,18 +31,18 @@ void check_plan_matches(const Plan& plan, const ChainModule& chain, const std::s
                                   "tidemark plan profile.json ...)"
                                 : "profile this chain (tidemark::Session::profile) and plan again (tidemark::plan)";
   if (plan.stages != chain.num_stages()) {
-    throw UserError(fmt::format("{}: the plan was made for a {} model with {} stages, this one has {}; {}", source,
+    throw PlanMismatch(fmt::format("{}: the plan was made for a {} model with {} stages, this one has {}; {}", source,
                                 plan.model, plan.stages, chain.num_stages(), again));
   }
   if (!plan.digest.empty() && plan.digest != chain.digest()) {
-    throw UserError(fmt::format(
+    throw PlanMismatch(fmt::format(
         "{}: the plan was made for another model configuration (model {}, digest {}; this model {}); {}",
         source, plan.model, plan.digest, chain.digest(), again));
   }
   validate_plan_tree(plan.root, chain.num_stages(), source);
   check_variants(plan.root, chain, source);
   if (plan.budget_bytes > 0 && plan.predicted.peak_bytes > plan.budget_bytes) {
-    throw UserError(fmt::format(
+    throw PlanMismatch(fmt::format(
         "{}: the plan's predicted peak {} bytes exceeds its budget {} bytes; it would break the "
         "budget by design (regenerate it with tidemark plan)",
         source, plan.predicted.peak_bytes, plan.budget_bytes));

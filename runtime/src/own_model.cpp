@@ -34,17 +34,26 @@ std::string signature(const Stage& s) {
 }
 
 // One to four tensors into a Sequential's AnyModule; a Tensor, a tuple or a vector out.
+torch::nn::AnyValue forward_any(torch::nn::AnyModule& m, const Activations& a, const std::string& name) {
+  switch (a.size()) {
+    case 1: return m.any_forward(a[0]);
+    case 2: return m.any_forward(a[0], a[1]);
+    case 3: return m.any_forward(a[0], a[1], a[2]);
+    case 4: return m.any_forward(a[0], a[1], a[2], a[3]);
+    default:
+      throw ChainError(fmt::format("stage {}: a Sequential's module takes one to four tensors, this one was "
+                                   "handed {}; build the chain with Chain::add instead",
+                                   name, a.size()));
+  }
+}
+
 Activations call_any(torch::nn::AnyModule& m, const Activations& a, const std::string& name) {
   torch::nn::AnyValue v = [&] {
-    switch (a.size()) {
-      case 1: return m.any_forward(a[0]);
-      case 2: return m.any_forward(a[0], a[1]);
-      case 3: return m.any_forward(a[0], a[1], a[2]);
-      case 4: return m.any_forward(a[0], a[1], a[2], a[3]);
-      default:
-        throw UserError(fmt::format("stage {}: a Sequential's module takes one to four tensors, this "
-                                    "one was handed {}; build the chain with Chain::add instead",
-                                    name, a.size()));
+    try {
+      return forward_any(m, a, name);
+    } catch (const c10::Error& e) {
+      // AnyModule's own words for a wrong argument count or type, with the stage's name.
+      throw ChainError(fmt::format("stage {}: {}", name, e.what_without_backtrace()));
     }
   }();
   if (auto* t = v.try_get<torch::Tensor>()) return {*t};
@@ -53,9 +62,9 @@ Activations call_any(torch::nn::AnyModule& m, const Activations& a, const std::s
     return {std::get<0>(*t), std::get<1>(*t), std::get<2>(*t)};
   }
   if (auto* t = v.try_get<std::vector<torch::Tensor>>()) return *t;
-  throw UserError(fmt::format("stage {}: the module returned a {}; a stage returns a Tensor, a "
-                              "std::tuple of two or three Tensors or a std::vector<Tensor>",
-                              name, v.type_info().name()));
+  throw ChainError(fmt::format("stage {}: the module returned a {}; a stage returns a Tensor, a "
+                               "std::tuple of two or three Tensors or a std::vector<Tensor>",
+                               name, v.type_info().name()));
 }
 
 }  // namespace
@@ -63,7 +72,7 @@ Activations call_any(torch::nn::AnyModule& m, const Activations& a, const std::s
 Chain::Chain(std::string name) : name_(std::move(name)) {}
 
 Chain::Chain(torch::nn::Sequential modules, std::string name) : name_(std::move(name)) {
-  if (modules->size() == 0) throw UserError("Chain: the Sequential has no modules");
+  if (modules->size() == 0) throw ChainError("Chain: the Sequential has no modules");
   std::map<std::string, int> count;
   const auto children = modules->named_children();
   for (std::size_t i = 0; i < modules->size(); ++i) {
@@ -76,18 +85,18 @@ Chain::Chain(torch::nn::Sequential modules, std::string name) : name_(std::move(
     torch::nn::AnyModule any = modules->begin()[static_cast<std::ptrdiff_t>(i)];
     add(Stage{stage_name,
               [any, stage_name](const Activations& a, const StageContext&) mutable { return call_any(any, a, stage_name); },
-              modules->ptr(i), {}});
+              modules->ptr(i), {}, {}});
   }
 }
 
 Chain& Chain::add(Stage stage) {
-  if (!stage.run) throw UserError(fmt::format("Chain {}: stage \"{}\" has no function", name_, stage.name));
+  if (!stage.run) throw ChainError(fmt::format("Chain {}: stage \"{}\" has no function", name_, stage.name));
   if (!stages_.empty() && stages_.back().kind == "loss") {
-    throw UserError(fmt::format("Chain {}: stage \"{}\" comes after the loss; add the loss last", name_, stage.name));
+    throw ChainError(fmt::format("Chain {}: stage \"{}\" comes after the loss; add the loss last", name_, stage.name));
   }
   for (const auto& s : stages_) {
     if (s.name == stage.name) {
-      throw UserError(fmt::format("Chain {}: two stages are named \"{}\"; give each its own name", name_, stage.name));
+      throw ChainError(fmt::format("Chain {}: two stages are named \"{}\"; give each its own name", name_, stage.name));
     }
   }
   stages_.push_back(std::move(stage));
@@ -127,11 +136,31 @@ std::string Chain::stage_kind(int k) const {
 }
 
 Activations Chain::run_stage(int k, const Activations& inputs, const StageContext& ctx, const std::string& variant) {
-  const Stage& s = stage(k);
-  if (!variant.empty() && variant != "full") {
-    throw UserError(fmt::format("stage {} has no variant \"{}\"", s.name, variant));
+  stage(k);  // in range
+  Stage& s = stages_[static_cast<std::size_t>(k)];
+  if (variant.empty() || variant == "full") return s.run(inputs, ctx);
+  for (auto& v : s.variants) {
+    if (v.first == variant) return v.second(inputs, ctx);
   }
-  return s.run(inputs, ctx);
+  throw PlanMismatch(fmt::format("stage {} has no variant \"{}\"", s.name, variant));
+}
+
+std::vector<std::string> Chain::stage_variants(int k) const {
+  std::vector<std::string> out;
+  for (const auto& v : stage(k).variants) out.push_back(v.first);
+  return out;
+}
+
+bool Chain::belongs(const std::string& stage, const std::string& name) {
+  if (stage == name) return true;
+  return stage.size() > name.size() + 1 && stage.compare(0, name.size(), name) == 0 && stage[name.size()] == '.' &&
+         is_number(stage.substr(name.size() + 1));
+}
+
+void detail::wrong_arity(const std::string& stage, std::size_t takes, std::size_t handed) {
+  throw ChainError(fmt::format("stage {} takes {} tensor{} but the stage before it hands it {}; make the "
+                               "previous stage return what this one takes (or take const Activations&)",
+                               stage, takes, takes == 1 ? "" : "s", handed));
 }
 
 std::vector<torch::Tensor> Chain::stage_parameters(int k) {
@@ -171,14 +200,14 @@ std::string Chain::digest() const {
 }
 
 void Chain::use(const Plan& plan, const std::string& source, const CheckpointOptions& options) {
-  if (stages_.empty()) throw UserError(fmt::format("Chain {} has no stages; add them before using a plan", name_));
+  if (stages_.empty()) throw ChainError(fmt::format("Chain {} has no stages; add them before using a plan", name_));
   if (plan.model != name_) {
-    throw UserError(fmt::format("{}: the plan was made for model \"{}\", this chain is \"{}\"; profile "
+    throw PlanMismatch(fmt::format("{}: the plan was made for model \"{}\", this chain is \"{}\"; profile "
                                 "this chain (Session::profile) and plan again",
                                 source, plan.model, name_));
   }
   if (plan.digest.empty()) {
-    throw UserError(fmt::format("{}: the plan has no digest, so nothing shows it was made for this chain; make "
+    throw PlanMismatch(fmt::format("{}: the plan has no digest, so nothing shows it was made for this chain; make "
                                 "it with tidemark::plan(profile, budget) from this chain's profile",
                                 source));
   }
@@ -207,7 +236,7 @@ const PlanNode& Chain::current_plan() const {
 }
 
 Activations Chain::forward(const Activations& inputs, const StageContext& ctx) {
-  if (stages_.empty()) throw UserError(fmt::format("Chain {} has no stages", name_));
+  if (stages_.empty()) throw ChainError(fmt::format("Chain {} has no stages", name_));
   // Always through the executor, so that a traced run without a plan still records its
   // stage spans.
   if (!executor_) executor_ = std::make_unique<PlanExecutor>(*this, plan_no_checkpoint(num_stages()));
@@ -218,7 +247,7 @@ torch::Tensor Chain::forward(const Batch& batch) {
   if (on_batch_) on_batch_(batch);
   Activations out = forward(batch.inputs, batch.context());
   if (out.size() != 1) {
-    throw UserError(fmt::format("Chain {}: forward(batch) returns the last stage's one tensor, the loss, "
+    throw ChainError(fmt::format("Chain {}: forward(batch) returns the last stage's one tensor, the loss, "
                                 "but stage {} returned {}; end the chain with add_loss, or call "
                                 "forward(inputs, context)",
                                 name_, stages_.back().name, out.size()));

@@ -7,6 +7,7 @@
 
 #include "tidemark/core/bytes.hpp"
 #include "tidemark/core/error.hpp"
+#include "tidemark/planner/solve.hpp"
 #include "tidemark/profiler/stage_recorder.hpp"
 #include "tidemark/runtime/trace_session.hpp"
 #include "tidemark/runtime/trainer.hpp"
@@ -54,7 +55,7 @@ std::int64_t Step::peak_bytes() const { return session_ ? profiler::ledger().ste
 
 Session::Session(const torch::Device& device) : device_(device), hook_(device.is_cuda() ? "cuda" : "cpu") {
   if (g_session_open.exchange(true)) {
-    throw UserError("a tidemark::Session is already open in this process; use that one (one session "
+    throw SessionError("a tidemark::Session is already open in this process; use that one (one session "
                     "counts the memory of one training run)");
   }
   live_at_start_ = profiler::ledger().live();
@@ -77,7 +78,7 @@ void Session::check_seen(const std::vector<torch::Tensor>& parameters, const cha
   }
   const std::int64_t live = profiler::ledger().live() - live_at_start_;
   if (static_cast<std::int64_t>(bytes) > live) {
-    throw UserError(fmt::format(
+    throw SessionError(fmt::format(
         "{}: the parameters hold {} but the session has seen only {} allocated: the model was "
         "built before the tidemark::Session, whose memory hook counts only what is allocated after "
         "it. Create the Session first, before the model and its optimizer",
@@ -87,9 +88,9 @@ void Session::check_seen(const std::vector<torch::Tensor>& parameters, const cha
 
 ChainProfile Session::profile(Chain& chain, torch::optim::Optimizer& optimizer,
                               const std::function<Batch(int)>& batches, ProfileOptions options) {
-  if (open_step_ >= 0) throw UserError("Session::profile runs steps of its own; end the open Step first");
-  if (trace_) throw UserError("Session::profile: a trace is being recorded; profile before record_trace");
-  if (chain.num_stages() == 0) throw UserError(fmt::format("Chain {} has no stages to profile", chain.name()));
+  if (open_step_ >= 0) throw SessionError("Session::profile runs steps of its own; end the open Step first");
+  if (trace_) throw SessionError("Session::profile: a trace is being recorded; profile before record_trace");
+  if (chain.num_stages() == 0) throw SessionError(fmt::format("Chain {} has no stages to profile", chain.name()));
   const std::vector<torch::Tensor> params = chain.parameters();
   check_seen(params, "Session::profile");
   ProfileSubject subject;
@@ -104,8 +105,13 @@ ChainProfile Session::profile(Chain& chain, torch::optim::Optimizer& optimizer,
   return profile_chain(subject, options).profile;
 }
 
+Plan Session::plan(Chain& chain, torch::optim::Optimizer& optimizer, const std::function<Batch(int)>& batches,
+                   const Budget& budget, ProfileOptions options) {
+  return planner::plan(profile(chain, optimizer, batches, std::move(options)), budget);
+}
+
 void Session::record_trace(Chain& chain, torch::optim::Optimizer& optimizer) {
-  if (trace_) throw UserError("Session::record_trace: a trace is already being recorded");
+  if (trace_) throw SessionError("Session::record_trace: a trace is already being recorded");
   check_seen(chain.parameters(), "Session::record_trace");
   traced_ = &chain;
   recorder_ = std::make_unique<profiler::StageRecorder>(profiler::ledger());
@@ -118,8 +124,8 @@ void Session::record_trace(Chain& chain, torch::optim::Optimizer& optimizer) {
 }
 
 Trace Session::trace() {
-  if (!trace_) throw UserError("Session::trace: no trace was recorded; call record_trace before the steps");
-  if (open_step_ >= 0) throw UserError("Session::trace: end the open Step first");
+  if (!trace_) throw SessionError("Session::trace: no trace was recorded; call record_trace before the steps");
+  if (open_step_ >= 0) throw SessionError("Session::trace: end the open Step first");
   recorder_->uninstall();
   traced_->on_batch_ = nullptr;
   Trace t = trace_->finish();
@@ -137,7 +143,7 @@ Trace Session::trace() {
 }
 
 Step Session::step(torch::optim::Optimizer& optimizer) {
-  if (open_step_ >= 0) throw UserError(fmt::format("Session::step: step {} is still open; end it first", open_step_));
+  if (open_step_ >= 0) throw SessionError(fmt::format("Session::step: step {} is still open; end it first", open_step_));
   const std::vector<torch::Tensor> params = optimizer_parameters(optimizer);
   if (steps_ == 0) check_seen(params, "Session::step");
   free_gradients(optimizer);

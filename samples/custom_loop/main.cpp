@@ -4,8 +4,10 @@
 //
 //   custom_loop [--steps N] [--budget FRACTION] [--trace FILE]
 //
-// The lines that are tidemark's are marked "// tidemark". Exit status 1 when a measured
-// peak breaks the budget or misses the prediction by more than 5%.
+// The statements that are tidemark's are marked "// tidemark": 10 from profile to plan to
+// training under the budget to the trace, and one more for a selective-recompute variant
+// the planner may choose. Exit status 1 when the plan's measured peak breaks the budget or
+// misses the prediction by more than 5%.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -41,34 +43,58 @@ Tensor rotate(const Tensor& x, const Tensor& cos, const Tensor& sin) {
   return torch::cat({halves[0] * cos - halves[1] * sin, halves[0] * sin + halves[1] * cos}, -1);
 }
 
-struct DecoderImpl : torch::nn::Module {
-  explicit DecoderImpl(const Config& c) : c(c) {
+struct AttentionImpl : torch::nn::Module {
+  explicit AttentionImpl(const Config& c) : c(c) {
     const int64_t hd = c.dim / c.heads;
     auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
-    norm1 = register_module("norm1", RMSNorm(c.dim));
+    norm = register_module("norm", RMSNorm(c.dim));
     wq = register_module("wq", linear(c.dim, c.heads * hd));
     wkv = register_module("wkv", linear(c.dim, 2 * c.kv_heads * hd));
     wo = register_module("wo", linear(c.heads * hd, c.dim));
-    norm2 = register_module("norm2", RMSNorm(c.dim));
-    gate_up = register_module("gate_up", linear(c.dim, 2 * c.hidden));
-    down = register_module("down", linear(c.hidden, c.dim));
   }
   Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask) {
     const int64_t B = x.size(0), T = x.size(1), hd = c.dim / c.heads;
-    auto h = norm1(x);
+    auto h = norm(x);
     auto q = wq(h).view({B, T, c.heads, hd}).transpose(1, 2);
     auto kv = wkv(h).view({B, T, 2, c.kv_heads, hd}).permute({2, 0, 3, 1, 4});
     auto k = kv[0].repeat_interleave(c.heads / c.kv_heads, 1), v = kv[1].repeat_interleave(c.heads / c.kv_heads, 1);
     q = rotate(q, cos, sin);
     k = rotate(k, cos, sin);
     auto att = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(hd)) + mask, -1);
-    auto y = x + wo(torch::matmul(att, v).transpose(1, 2).reshape({B, T, c.dim}));
-    auto gu = gate_up(norm2(y)).chunk(2, -1);
-    return y + down(torch::silu(gu[0]) * gu[1]);
+    return wo(torch::matmul(att, v).transpose(1, 2).reshape({B, T, c.dim}));
   }
   Config c;
-  RMSNorm norm1{nullptr}, norm2{nullptr};
-  torch::nn::Linear wq{nullptr}, wkv{nullptr}, wo{nullptr}, gate_up{nullptr}, down{nullptr};
+  RMSNorm norm{nullptr};
+  torch::nn::Linear wq{nullptr}, wkv{nullptr}, wo{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : torch::nn::Module {
+  explicit MlpImpl(const Config& c) {
+    norm = register_module("norm", RMSNorm(c.dim));
+    gate_up = register_module("gate_up", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 2 * c.hidden).bias(false)));
+    down = register_module("down", torch::nn::Linear(torch::nn::LinearOptions(c.hidden, c.dim).bias(false)));
+  }
+  Tensor forward(const Tensor& x) {
+    auto gu = gate_up(norm(x)).chunk(2, -1);
+    return down(torch::silu(gu[0]) * gu[1]);
+  }
+  RMSNorm norm{nullptr};
+  torch::nn::Linear gate_up{nullptr}, down{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct DecoderImpl : torch::nn::Module {
+  explicit DecoderImpl(const Config& c) {
+    attn = register_module("attn", Attention(c));
+    mlp = register_module("mlp", Mlp(c));
+  }
+  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask) {
+    auto y = x + attn(x, cos, sin, mask);
+    return y + mlp(y);
+  }
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
 };
 TORCH_MODULE(Decoder);
 
@@ -153,15 +179,17 @@ int run(int argc, char** argv) {
     return d.forward(x, s.tensor("cos"), s.tensor("sin"), s.tensor("mask"));
   });
   chain.add("head", model->head, [&](const Tensor& x, const StageContext& s) { return model->head(x, s.targets); });  // tidemark
+  // Selective recompute: a layer that keeps its MLP's input only, recomputing the MLP in backward.
+  chain.add_variant<DecoderImpl>("layer", "mlp-recompute", [](DecoderImpl& d, const Tensor& x, const StageContext& s) {  // tidemark
+    auto y = x + d.attn(x, s.tensor("cos"), s.tensor("sin"), s.tensor("mask"));
+    return y + tidemark::checkpoint(d.mlp, y);
+  });
 
-  auto profile = session.profile(chain, opt, batch);                                   // tidemark
-  auto plan = tidemark::plan(profile, tidemark::Budget::fraction(fraction));           // tidemark
-  const auto every_block = tidemark::plan(profile, tidemark::Budget::fraction(1.0), tidemark::Solver::Uniform);
-  fmt::print("no checkpointing: peak {}, step {:.0f} ms; budget {}: {} predicted at peak {}, step {:.0f} ms "
-             "(every block: {}, {:.0f} ms)\n",
-             tidemark::format_bytes(profile.peak_bytes), profile.step_ms, tidemark::format_bytes(plan.budget_bytes),
-             tidemark::describe(plan.root), tidemark::format_bytes(plan.predicted.peak_bytes), plan.predicted.step_ms,
-             tidemark::format_bytes(every_block.predicted.peak_bytes), every_block.predicted.step_ms);
+  auto plan = session.plan(chain, opt, batch, tidemark::Budget::fraction(fraction));  // tidemark: profile, plan
+  fmt::print("no checkpointing: peak {}, step {:.0f} ms; budget {}: {} predicted at peak {}, step {:.0f} ms\n",
+             tidemark::format_bytes(plan.baseline_peak_bytes), plan.baseline_step_ms,
+             tidemark::format_bytes(plan.budget_bytes), tidemark::describe(plan.root),
+             tidemark::format_bytes(plan.predicted.peak_bytes), plan.predicted.step_ms);
 
   // Train in a plain loop. zero_grad() keeps gradients on LibTorch 1.13; the Step frees them.
   struct Result {
@@ -191,9 +219,9 @@ int run(int argc, char** argv) {
     return r;
   };
   chain.use(plan);  // tidemark: run the plan
-  if (!trace_path.empty()) session.record_trace(chain, opt);
+  if (!trace_path.empty()) session.record_trace(chain, opt);  // tidemark
   const Result planned = train("with the plan");
-  if (!trace_path.empty()) tidemark::save(trace_path, session.trace());
+  if (!trace_path.empty()) tidemark::save(trace_path, session.trace());  // tidemark
   chain.checkpoint_every_block();
   const Result every = train("every block checkpointed");
   chain.no_checkpointing();

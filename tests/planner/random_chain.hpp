@@ -12,11 +12,11 @@
 
 namespace tidemark::testing {
 
-inline planner::Chain random_chain(std::mt19937& rng, int stages, int max_bytes = 1000,
+inline planner::ChainCosts random_chain(std::mt19937& rng, int stages, int max_bytes = 1000,
                                    int variant_stages = 2) {
   auto num = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   auto bytes = [&](int lo, int hi) { return static_cast<std::uint64_t>(num(lo, hi)); };
-  planner::Chain c;
+  planner::ChainCosts c;
   c.resident = bytes(0, max_bytes);
   c.optimizer_peak = bytes(0, max_bytes);
   c.fixed_ms = num(0, 3);
@@ -49,7 +49,7 @@ inline planner::Chain random_chain(std::mt19937& rng, int stages, int max_bytes 
     }
     c.stages.push_back(s);
   }
-  const planner::Simulation none = planner::simulate(c, planner::none_plan(c));
+  const Prediction none = planner::simulate(c, planner::none_plan(c));
   c.measured_peak = none.peak_bytes;
   c.measured_step_ms = none.step_ms;
   return c;

@@ -15,7 +15,7 @@ using namespace tidemark;
 using namespace tidemark::planner;
 
 TEST_CASE("baselines checkpoint blocks only, in the documented shapes", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(6));  // embedding, 6 blocks, head
+  const ChainCosts c = chain_from_profile(testing::make_profile(6));  // embedding, 6 blocks, head
   CHECK(describe(none_plan(c)) == "save[0,8)");
   CHECK(describe(uniform_plan(c)) ==
         "save[0,1) ckpt[1,2){save[1,2)} ckpt[2,3){save[2,3)} ckpt[3,4){save[3,4)} "
@@ -39,16 +39,16 @@ TEST_CASE("baselines checkpoint blocks only, in the documented shapes", "[planne
 
 TEST_CASE("a chain without blocks is treated as all blocks", "[planner]") {
   std::mt19937 rng(3);
-  Chain c = testing::random_chain(rng, 4);
+  ChainCosts c = testing::random_chain(rng, 4);
   for (auto& s : c.stages) s.kind = "layer";
   CHECK(describe(uniform_plan(c)) ==
         "ckpt[0,1){save[0,1)} ckpt[1,2){save[1,2)} ckpt[2,3){save[2,3)} ckpt[3,4){save[3,4)}");
 }
 
 TEST_CASE("uniform is Hugging Face's every-block checkpointing", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(4));
-  const Simulation none = simulate(c, none_plan(c));
-  const Simulation uni = simulate(c, uniform_plan(c));
+  const ChainCosts c = chain_from_profile(testing::make_profile(4));
+  const Prediction none = simulate(c, none_plan(c));
+  const Prediction uni = simulate(c, uniform_plan(c));
   CHECK(uni.peak_bytes < none.peak_bytes);
   double extra = 0;
   for (const auto& st : c.stages) {
@@ -58,7 +58,7 @@ TEST_CASE("uniform is Hugging Face's every-block checkpointing", "[planner]") {
 }
 
 TEST_CASE("every-k without k picks the fastest k that fits", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(8));
+  const ChainCosts c = chain_from_profile(testing::make_profile(8));
   const std::uint64_t budget = simulate(c, every_k_plan(c, 2)).peak_bytes;
   const Candidate chosen = baseline_choice(c, Solver::EveryK, budget);
   CHECK(chosen.fits(budget));
@@ -69,8 +69,8 @@ TEST_CASE("every-k without k picks the fastest k that fits", "[planner]") {
 
 TEST_CASE("a baseline that does not fit is refused with its peak and where optimal fits",
           "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(6));
-  const Simulation uni = simulate(c, uniform_plan(c));
+  const ChainCosts c = chain_from_profile(testing::make_profile(6));
+  const Prediction uni = simulate(c, uniform_plan(c));
   const std::uint64_t budget = uni.peak_bytes - 1;
   REQUIRE(budget >= minimum_peak(c));
   try {
@@ -90,7 +90,7 @@ TEST_CASE("a baseline that does not fit is refused with its peak and where optim
 }
 
 TEST_CASE("plans are described with stage names, alike segments folded", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(6));
+  const ChainCosts c = chain_from_profile(testing::make_profile(6));
   const auto uni = describe_plan(c, uniform_plan(c));
   REQUIRE(uni.size() == 3);
   CHECK(uni[0] == "save embedding");

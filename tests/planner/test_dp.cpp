@@ -17,7 +17,7 @@ namespace {
 
 // Many short chains and a few of 7 stages, where the brute force walks 231,168 trees (and
 // a few times more with a variant).
-Chain random_test_chain(std::mt19937& rng, int index) {
+ChainCosts random_test_chain(std::mt19937& rng, int index) {
   if (index % 40 == 39) return random_chain(rng, 7, 1000, 1);
   return random_chain(rng, std::uniform_int_distribution<int>(1, 6)(rng));
 }
@@ -31,7 +31,7 @@ TEST_CASE("the brute force walks every tree, checkpoints over the rest of a list
   // any inner list but itself) and then a list over n - k: 2, 8, 48, 352, 2880 trees.
   const std::size_t expected[] = {2, 8, 48, 352, 2880};
   for (int n = 1; n <= 5; ++n) {
-    Chain c = random_chain(rng, n, 1000, 0);
+    ChainCosts c = random_chain(rng, n, 1000, 0);
     CHECK(BruteForce(c).plans() == expected[n - 1]);
     c.stages[0].variants.push_back(c.stages[0].variants[0]);
     c.stages[0].variants.back().name = "twin";
@@ -46,7 +46,7 @@ TEST_CASE(
     "[planner][exhaustive]") {
   std::mt19937 rng(12);
   for (int n = 0; n < 200; ++n) {
-    const Chain c = random_test_chain(rng, n);
+    const ChainCosts c = random_test_chain(rng, n);
     const BruteForce bf(c);
     INFO("chain " << n << ", " << c.size() << " stages, " << bf.plans() << " trees");
     CHECK(minimum_peak(c) == bf.minimum_peak());
@@ -60,7 +60,7 @@ TEST_CASE(
                     << ", " << hi << "]");
       const auto plan = optimal_dp_plan(c, budget, 1);
       REQUIRE(plan);
-      const Simulation sim = simulate(c, *plan);
+      const Prediction sim = simulate(c, *plan);
       const auto best = bf.fastest_within(budget);
       REQUIRE(best);
       INFO("dp " << describe(*plan) << " vs brute force " << describe(best->root));
@@ -79,7 +79,7 @@ TEST_CASE(
   std::mt19937 rng(13);
   const int slot_counts[] = {3, 10, 50, 500};
   for (int n = 0; n < 150; ++n) {
-    const Chain c = random_test_chain(rng, n);
+    const ChainCosts c = random_test_chain(rng, n);
     const BruteForce bf(c);
     const std::uint64_t lo = bf.minimum_peak();
     const std::uint64_t hi = std::max(lo, c.measured_peak);
@@ -117,7 +117,7 @@ TEST_CASE(
 TEST_CASE("the optimal solver refuses exactly the budgets below the minimum peak", "[planner]") {
   std::mt19937 rng(14);
   for (int n = 0; n < 100; ++n) {
-    const Chain c = random_test_chain(rng, n);
+    const ChainCosts c = random_test_chain(rng, n);
     const std::uint64_t minimum = minimum_peak(c);
     for (int slots : {1, 7, 500}) {
       SolveOptions options;
@@ -138,7 +138,7 @@ TEST_CASE("the optimal solver refuses exactly the budgets below the minimum peak
 TEST_CASE("no baseline that fits is faster than the optimal solver", "[planner]") {
   std::mt19937 rng(15);
   for (int n = 0; n < 200; ++n) {
-    const Chain c = random_test_chain(rng, n);
+    const ChainCosts c = random_test_chain(rng, n);
     const std::uint64_t lo = minimum_peak(c);
     const std::uint64_t hi = std::max(lo, c.measured_peak);
     for (int b = 0; b < 4; ++b) {
@@ -162,13 +162,13 @@ TEST_CASE("no baseline that fits is faster than the optimal solver", "[planner]"
 TEST_CASE("the program's best time falls as the slots grow and picks a variant when it pays",
           "[planner]") {
   std::mt19937 rng(16);
-  const Chain c = random_chain(rng, 12, 100000);
+  const ChainCosts c = random_chain(rng, 12, 100000);
   const std::uint64_t budget = (minimum_peak(c) + c.measured_peak) / 2;
   const OptimalDp dp(c, slot_bytes_for(c, budget, 500), 500);
   for (int m = 1; m <= 500; ++m) CHECK(dp.best_ms(m) <= dp.best_ms(m - 1));
 
   // A stage whose variant needs no memory and no time beats its plain form everywhere.
-  Chain v = random_chain(rng, 3, 1000);
+  ChainCosts v = random_chain(rng, 3, 1000);
   v.stages[1].variants.resize(1);
   v.stages[1].variants[0].forward_ms += 1;
   VariantCost free;
@@ -183,7 +183,7 @@ TEST_CASE("with checkpoint state bytes the optimal plan still fits the simulator
           "[planner][exhaustive]") {
   std::mt19937 rng(77);
   for (int n = 0; n < 150; ++n) {
-    Chain c = random_chain(rng, std::uniform_int_distribution<int>(2, 7)(rng), 1000, 1);
+    ChainCosts c = random_chain(rng, std::uniform_int_distribution<int>(2, 7)(rng), 1000, 1);
     c.checkpoint_state = random_between(rng, 1, 200);
     const std::uint64_t minimum = minimum_peak(c);
     INFO("chain " << n << ", r " << c.checkpoint_state << ", minimum " << minimum);

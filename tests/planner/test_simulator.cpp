@@ -11,7 +11,7 @@ namespace {
 PlanNode no_checkpoint(int n) { return PlanNode::sequence(0, n, {PlanNode::save(0, n)}); }
 
 // Checkpoint every block alone, Hugging Face style.
-PlanNode uniform(const Chain& c) {
+PlanNode uniform(const ChainCosts& c) {
   std::vector<PlanNode> parts;
   for (int k = 0; k < c.size(); ++k) {
     if (c.stages[k].kind == "block") {
@@ -26,8 +26,8 @@ PlanNode uniform(const Chain& c) {
 }  // namespace
 
 TEST_CASE("simulating no checkpointing keeps every activation until backward", "[planner]") {
-  Chain c = chain_from_profile(testing::make_profile(4));
-  Simulation s = simulate(c, no_checkpoint(c.size()));
+  ChainCosts c = chain_from_profile(testing::make_profile(4));
+  Prediction s = simulate(c, no_checkpoint(c.size()));
   std::uint64_t retained = 0;
   for (const auto& st : c.stages) retained += st.out + st.plain().saved;
   // The forward of the head ends with everything retained; backward of the head starts there.
@@ -45,9 +45,9 @@ TEST_CASE("simulating no checkpointing keeps every activation until backward", "
 }
 
 TEST_CASE("uniform checkpointing lowers the peak and pays one extra forward per block", "[planner]") {
-  Chain c = chain_from_profile(testing::make_profile(6));
-  Simulation none = simulate(c, no_checkpoint(c.size()));
-  Simulation uni = simulate(c, uniform(c));
+  ChainCosts c = chain_from_profile(testing::make_profile(6));
+  Prediction none = simulate(c, no_checkpoint(c.size()));
+  Prediction uni = simulate(c, uniform(c));
   CHECK(uni.peak_bytes < none.peak_bytes);
   double extra = 0;
   for (const auto& st : c.stages) {
@@ -64,7 +64,7 @@ TEST_CASE("uniform checkpointing lowers the peak and pays one extra forward per 
 }
 
 TEST_CASE("simulator refuses plans that do not fit the chain", "[planner]") {
-  Chain c = chain_from_profile(testing::make_profile(2));
+  ChainCosts c = chain_from_profile(testing::make_profile(2));
   CHECK_THROWS_AS(simulate(c, PlanNode::sequence(0, 3, {PlanNode::save(0, 3)})), FormatError);
   CHECK_THROWS_AS(simulate(c, PlanNode::sequence(0, 4, {PlanNode::save(0, 4, "nonesuch")})), FormatError);
 }

@@ -23,7 +23,7 @@ TEST_CASE("solver names round-trip", "[planner]") {
 TEST_CASE("an infeasible budget names the minimum in bytes and against the measured peak",
           "[planner]") {
   ChainProfile p = testing::make_profile(4);
-  const Chain c = chain_from_profile(p);
+  const ChainCosts c = chain_from_profile(p);
   const std::uint64_t minimum = minimum_peak(c);
   try {
     solve(c, Solver::Optimal, minimum / 2);
@@ -37,7 +37,7 @@ TEST_CASE("an infeasible budget names the minimum in bytes and against the measu
 }
 
 TEST_CASE("the optimizer step is a floor under every plan", "[planner]") {
-  Chain c = chain_from_profile(testing::make_profile(3));
+  ChainCosts c = chain_from_profile(testing::make_profile(3));
   c.optimizer_peak = 1ull << 32;  // far above any activation peak
   CHECK(minimum_peak(c) == optimizer_step_peak(c));
   CHECK(simulate(c, none_plan(c)).peak_bytes == optimizer_step_peak(c));
@@ -51,17 +51,17 @@ TEST_CASE("the optimizer step is a floor under every plan", "[planner]") {
 }
 
 TEST_CASE("bad solver options are refused with what to change", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(2));
+  const ChainCosts c = chain_from_profile(testing::make_profile(2));
   SolveOptions zero;
   zero.slots = 0;
   CHECK_THROWS_WITH(solve(c, Solver::Optimal, c.measured_peak, zero),
                     Catch::Matchers::ContainsSubstring("--slots 0 must be at least 1"));
   SolveOptions huge;
   huge.slots = 2000000000;
-  const Chain long_chain = chain_from_profile(testing::make_profile(40));
+  const ChainCosts long_chain = chain_from_profile(testing::make_profile(40));
   CHECK_THROWS_WITH(solve(long_chain, Solver::Optimal, 2 * minimum_peak(long_chain), huge),
                     Catch::Matchers::ContainsSubstring("lower --slots"));
-  Chain big = c;
+  ChainCosts big = c;
   big.stages[1].variants[0].saved = std::uint64_t{1} << 62;
   CHECK_THROWS_WITH(solve(big, Solver::Optimal, c.measured_peak), Catch::Matchers::ContainsSubstring("1 EiB"));
   std::mt19937 rng(1);
@@ -69,8 +69,8 @@ TEST_CASE("bad solver options are refused with what to change", "[planner]") {
 }
 
 TEST_CASE("the optimal plan of the GPT profile beats uniform and fits every budget", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(12));
-  const Simulation uni = simulate(c, uniform_plan(c));
+  const ChainCosts c = chain_from_profile(testing::make_profile(12));
+  const Prediction uni = simulate(c, uniform_plan(c));
   const Candidate at_uniform = solve(c, Solver::Optimal, uni.peak_bytes);
   CHECK(at_uniform.sim.step_ms <= uni.step_ms);
   double previous = 0;
@@ -87,7 +87,7 @@ TEST_CASE("the optimal plan of the GPT profile beats uniform and fits every budg
 
 namespace {
 
-void check_sweep(const Chain& c, const SolveOptions& options) {
+void check_sweep(const ChainCosts& c, const SolveOptions& options) {
   const auto rows = pareto_sweep(c, options);
   const std::size_t solvers = all_solvers().size();
   REQUIRE(rows.size() % solvers == 0);
@@ -128,14 +128,14 @@ TEST_CASE("the Pareto sweep's optimal front never rises as the budget falls", "[
   for (int n = 0; n < 100; ++n) {
     SolveOptions options;
     options.slots = n % 2 == 0 ? 500 : 7;
-    const Chain c = testing::random_chain(rng, 1 + n % 10, 100000);
+    const ChainCosts c = testing::random_chain(rng, 1 + n % 10, 100000);
     INFO("chain " << n);
     check_sweep(c, options);
   }
 }
 
 TEST_CASE("the Pareto CSV has a header and quotes the plan", "[planner]") {
-  const Chain c = chain_from_profile(testing::make_profile(3));
+  const ChainCosts c = chain_from_profile(testing::make_profile(3));
   const std::string csv = pareto_csv(pareto_sweep(c, SolveOptions{}));
   CHECK(csv.rfind(
             "solver,budget_bytes,fits,predicted_peak_bytes,predicted_step_ms,overhead_pct,plan\n",

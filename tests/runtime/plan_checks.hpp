@@ -13,7 +13,7 @@
 namespace tidemark::testing {
 
 // n budgets evenly from the chain's feasible minimum to `peak`, both included.
-inline std::vector<std::uint64_t> budgets_between(const planner::Chain& chain, std::uint64_t peak, int n) {
+inline std::vector<std::uint64_t> budgets_between(const planner::ChainCosts& chain, std::uint64_t peak, int n) {
   const std::uint64_t lo = planner::minimum_peak(chain);
   std::vector<std::uint64_t> out;
   for (int i = 0; i < n; ++i) {
@@ -23,7 +23,7 @@ inline std::vector<std::uint64_t> budgets_between(const planner::Chain& chain, s
 }
 
 // Every distinct plan any solver makes for those budgets (baselines that do not fit skipped).
-inline std::map<std::string, PlanNode> plans_of_every_solver(const planner::Chain& chain, std::uint64_t peak,
+inline std::map<std::string, PlanNode> plans_of_every_solver(const planner::ChainCosts& chain, std::uint64_t peak,
                                                              int n_budgets) {
   std::map<std::string, PlanNode> plans;
   for (planner::Solver s : planner::all_solvers()) {

@@ -40,7 +40,7 @@ TEST_CASE("on CUDA the measured peak fits the budget and matches the prediction"
   if (skip_without_gpu()) return;
   const ModelConfig c = on_cuda(gpt_config(4, 128, 4, 256, 8, 0.1));
   const ChainProfile profile = testing::profile_gpt(c, 2).profile;
-  const planner::Chain chain = planner::chain_from_profile(profile);
+  const planner::ChainCosts chain = planner::chain_from_profile(profile);
   for (std::uint64_t budget : testing::budgets_between(chain, profile.peak_bytes, 5)) {
     testing::check_measured_peak(c, planner::solve(chain, planner::Solver::Optimal, budget), budget);
   }

@@ -198,14 +198,14 @@ TEST_CASE("a context tensor that requires grad is refused before anything runs",
   try {
     chain.forward(b);
     FAIL("not refused");
-  } catch (const UserError& e) {
+  } catch (const ChainError& e) {
     CHECK(std::string(e.what()).find("\"mask\" requires grad") != std::string::npos);
   }
   b.tensors.erase("mask");
   try {
     chain.forward(b);
     FAIL("not refused");
-  } catch (const UserError& e) {
+  } catch (const ChainError& e) {
     CHECK(std::string(e.what()).find("no tensor \"mask\"") != std::string::npos);
   }
 }
@@ -245,9 +245,9 @@ TEST_CASE("add_each refuses a module of another type, naming the one it is", "[t
   list->push_back(torch::nn::Linear(2, 2));
   Chain chain("wrong");
   try {
-    chain.add_each<TwoWayImpl>("block", list, [](TwoWayImpl& b, const Tensor& x) { return x; });
+    chain.add_each<TwoWayImpl>("block", list, [](TwoWayImpl&, const Tensor& x) { return x; });
     FAIL("not refused");
-  } catch (const UserError& e) {
+  } catch (const ChainError& e) {
     CHECK(std::string(e.what()).find("LinearImpl") != std::string::npos);
   }
 }
@@ -262,6 +262,7 @@ TEST_CASE("profile, plan and train a chain of several tensors: peak within the b
   po.warmup = 1;
   po.iters = 2;
   const ChainProfile profile = session.profile(chain, opt, batch, po);
+  CHECK_THROWS_AS(tidemark::plan(profile, Budget::fraction(0.05)), InfeasibleBudget);
   CHECK(profile.model == "two-way");
   CHECK(profile.digest == chain.digest());
   REQUIRE(profile.stages.size() == 8);
@@ -317,10 +318,10 @@ TEST_CASE("a session refuses a model built before it, and a second session", "[t
   try {
     session.profile(chain, opt, [](int i) { return make_batch(i, 8, 64); });
     FAIL("not refused");
-  } catch (const UserError& e) {
+  } catch (const SessionError& e) {
     CHECK(std::string(e.what()).find("Create the Session first") != std::string::npos);
   }
-  CHECK_THROWS_AS(Session(), UserError);
+  CHECK_THROWS_AS(Session(), SessionError);
 }
 
 TEST_CASE("a plan is refused by a chain it was not made for, naming both", "[torch][own]") {
@@ -338,13 +339,13 @@ TEST_CASE("a plan is refused by a chain it was not made for, naming both", "[tor
   try {
     renamed.use(plan, "plan.json");
     FAIL("not refused");
-  } catch (const UserError& e) {
+  } catch (const PlanMismatch& e) {
     CHECK(std::string(e.what()).find("plan.json") != std::string::npos);
     CHECK(std::string(e.what()).find("\"two-way\"") != std::string::npos);
   }
   Net wider = make_net(128, 3);
   Chain shaped = make_chain(wider);
-  CHECK_THROWS_AS(shaped.use(plan), UserError);
+  CHECK_THROWS_AS(shaped.use(plan), PlanMismatch);
   Plan by_hand = plan;
   by_hand.digest.clear();
   CHECK_THROWS_WITH(chain.use(by_hand), Catch::Matchers::ContainsSubstring("no digest"));
@@ -383,4 +384,62 @@ TEST_CASE("the trace of a user's own loop has its stage, checkpoint and recomput
   // Readable as the CLI's traces are.
   const Trace back = trace_from_json(trace_to_json(t), "own trace");
   CHECK(back.spans.size() == t.spans.size());
+}
+
+TEST_CASE("a stage handed another number of tensors than it takes is a ChainError naming it", "[torch][own]") {
+  torch::nn::Linear lin(4, 4);
+  Chain chain("arity");
+  chain.add("two", lin, [lin](const Tensor& x) mutable { return std::make_tuple(lin(x), x); });
+  chain.add("one", nullptr, [](const Tensor& x) { return x.sum(); });
+  try {
+    chain.forward({torch::randn({2, 4})}, {});
+    FAIL("not refused");
+  } catch (const ChainError& e) {
+    CHECK(std::string(e.what()).find("stage one takes 1 tensor but the stage before it hands it 2") != std::string::npos);
+  }
+  // A Sequential module called with the wrong count says which stage.
+  torch::nn::Sequential seq(torch::nn::Linear(4, 4));
+  Chain from_seq(seq);
+  CHECK_THROWS_AS(from_seq.forward({torch::randn({2, 4}), torch::randn({2, 4})}, {}), ChainError);
+}
+
+TEST_CASE("a user's variant is measured, chosen by plans, and gives the plain stage's gradients", "[torch][own]") {
+  Session session;
+  Net n = make_net(64, 3);
+  Chain chain = make_chain(n);
+  // The block with gelu(a(x)) recomputed in backward: a(x), which gelu keeps, is freed. The
+  // projection's parameters are inputs of the checkpoint, so they get their gradients.
+  chain.add_variant<TwoWayImpl>("block", "a-recompute", [](TwoWayImpl& b, const Activations& a, const runtime::StageContext& c) {
+    auto up = checkpoint([](const Tensor& x, const Tensor& w, const Tensor& bias) { return torch::gelu(torch::linear(x, w, bias)); },
+                         a.at(0), b.a->weight, b.a->bias);
+    auto h = up * torch::sigmoid(a.at(1)) * c.tensor("mask");
+    return std::make_tuple(a.at(0) + b.b(h), a.at(1) + 0.5 * h.mean(-1, true));
+  });
+  CHECK(chain.stage_variants(1) == std::vector<std::string>{"a-recompute"});
+  CHECK(chain.stage_variants(0).empty());
+  CHECK_THROWS_AS(chain.add_variant<TwoWayImpl>("nothing", "x", [](TwoWayImpl&, const Tensor& x) { return x; }), ChainError);
+
+  torch::optim::AdamW opt(n.parameters());
+  ProfileOptions po;
+  po.warmup = 1;
+  po.iters = 1;
+  const ChainProfile profile = session.profile(chain, opt, [](int i) { return make_batch(i, 256, 64); }, po);
+  REQUIRE(profile.stages[1].variants.size() == 1);
+  CHECK(profile.stages[1].variants[0].name == "a-recompute");
+  CHECK(profile.stages[1].variants[0].saved_bytes < profile.stages[1].saved_bytes);
+
+  const auto params = n.parameters();
+  const Batch b = make_batch(7, 256, 64);
+  free_grads(params);
+  chain.no_checkpointing();
+  chain.forward(b).backward();
+  const auto plain = grads_of(params);
+  Plan p = tidemark::plan(profile, Budget::fraction(1.0));
+  p.root = PlanNode::sequence(0, 5, {PlanNode::save(0, 1), PlanNode::save(1, 4, "a-recompute"), PlanNode::save(4, 5)});
+  chain.use(p);
+  free_grads(params);
+  chain.forward(b).backward();
+  CHECK(max_relative_difference(plain, grads_of(params)) < 1e-6);
+  p.root = PlanNode::sequence(0, 5, {PlanNode::save(0, 1, "a-recompute"), PlanNode::save(1, 5)});
+  CHECK_THROWS_AS(chain.use(p), PlanMismatch);
 }

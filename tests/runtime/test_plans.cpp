@@ -45,7 +45,7 @@ TEST_CASE("the plan of every solver gives the gradients of no checkpointing", "[
     const ModelConfig c = random_config(rng);
     INFO(c.describe());
     const ChainProfile profile = profile_of(c);
-    const planner::Chain chain = planner::chain_from_profile(profile);
+    const planner::ChainCosts chain = planner::chain_from_profile(profile);
     const auto plans = testing::plans_of_every_solver(chain, profile.peak_bytes, 6);
     REQUIRE(plans.size() >= 3);
     testing::check_plans_keep_gradients(c, plans, 1e-6);
@@ -65,7 +65,7 @@ TEST_CASE("under six budgets the measured peak fits and matches the prediction",
                                testing::as_llama(gpt_config(3, 48, 3, 48, 3, 0.2), 3)}) {
     INFO(c.describe());
     const ChainProfile profile = profile_of(c);
-    const planner::Chain chain = planner::chain_from_profile(profile);
+    const planner::ChainCosts chain = planner::chain_from_profile(profile);
     std::set<std::string> distinct;
     for (std::uint64_t budget : testing::budgets_between(chain, profile.peak_bytes, 6)) {
       const planner::Candidate best = planner::solve(chain, planner::Solver::Optimal, budget);

@@ -26,6 +26,10 @@
 //   Budget, plan    the fastest plan under a budget, complete and checked (planner)
 //   checkpoint      checkpoint(fn, inputs...) by hand, as torch.utils.checkpoint
 //   save, load      plans (tidemark.plan/1) and profiles (tidemark.profile/1) as files
+//
+// Errors, all UserError (message says what to change): ChainError (a chain that cannot run
+// as built), PlanMismatch (a plan for another chain), InfeasibleBudget (below what any plan
+// reaches; carries the minimum), SessionError (a session used out of order).
 #include "tidemark/core/bytes.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/plan.hpp"
@@ -41,6 +45,9 @@ namespace tidemark {
 using runtime::Activations;
 using runtime::Batch;
 using runtime::Chain;
+using runtime::ChainError;
+using runtime::PlanMismatch;
+using runtime::SessionError;
 using runtime::checkpoint;
 using runtime::CheckpointOptions;
 using runtime::ProfileOptions;

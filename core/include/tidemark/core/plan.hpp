@@ -34,10 +34,12 @@ struct PlanNode {
   static PlanNode sequence(int begin, int end, std::vector<PlanNode> children);
 };
 
+// What the planner's simulator predicts for a plan (planner/simulator.hpp).
 struct Prediction {
   std::uint64_t peak_bytes = 0;
   double step_ms = 0;
-  double recompute_ms = 0;
+  double recompute_ms = 0;      // forward time spent recomputing during backward
+  std::uint64_t end_bytes = 0;  // live bytes after the optimizer step (not written to plans)
 };
 
 struct Plan {

@@ -1,6 +1,6 @@
 #pragma once
 // The schedules people use today, built as plan trees so the one simulator judges them all.
-// Only stages of kind "block" are checkpointed (Chain::block_stages); the others are saved.
+// Only stages of kind "block" are checkpointed (ChainCosts::block_stages); the others are saved.
 //   none      [save 0..L)
 //   uniform   Hugging Face gradient checkpointing: each block its own checkpoint, inner [save]
 //   every-k   consecutive blocks grouped k at a time, each group a checkpoint, inner [save]
@@ -17,18 +17,18 @@
 
 namespace tidemark::planner {
 
-PlanNode none_plan(const Chain& chain);
-PlanNode uniform_plan(const Chain& chain);
-PlanNode every_k_plan(const Chain& chain, int k);  // k >= 1
-PlanNode sqrt_plan(const Chain& chain);
-PlanNode revolve_plan(const Chain& chain, int snapshots);  // snapshots >= 1
+PlanNode none_plan(const ChainCosts& chain);
+PlanNode uniform_plan(const ChainCosts& chain);
+PlanNode every_k_plan(const ChainCosts& chain, int k);  // k >= 1
+PlanNode sqrt_plan(const ChainCosts& chain);
+PlanNode revolve_plan(const ChainCosts& chain, int snapshots);  // snapshots >= 1
 
-int block_count(const Chain& chain);
-int sqrt_group_size(const Chain& chain);  // ceil(sqrt(block_count))
+int block_count(const ChainCosts& chain);
+int sqrt_group_size(const ChainCosts& chain);  // ceil(sqrt(block_count))
 
 // Every plan the parametrised baselines can make, simulated: every-k for k = 1 .. blocks,
 // revolve for every snapshot count that changes the schedule.
-std::vector<Candidate> every_k_candidates(const Chain& chain);
-std::vector<Candidate> revolve_candidates(const Chain& chain);
+std::vector<Candidate> every_k_candidates(const ChainCosts& chain);
+std::vector<Candidate> revolve_candidates(const ChainCosts& chain);
 
 }  // namespace tidemark::planner

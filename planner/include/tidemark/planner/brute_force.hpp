@@ -24,7 +24,7 @@ inline constexpr int kMaxBruteForceStages = 8;
 class BruteForce {
  public:
   // Enumerates and simulates every tree. Throws UserError above kMaxBruteForceStages.
-  explicit BruteForce(const Chain& chain);
+  explicit BruteForce(const ChainCosts& chain);
 
   std::size_t plans() const { return plans_; }
   // The lowest simulated peak of any tree.
@@ -35,7 +35,7 @@ class BruteForce {
   const std::vector<Candidate>& front() const { return front_; }
 
  private:
-  void offer(const Chain& chain, PlanNode root);
+  void offer(const ChainCosts& chain, PlanNode root);
 
   std::size_t plans_ = 0;
   std::vector<Candidate> front_;

@@ -14,7 +14,7 @@ namespace tidemark::planner {
 
 struct Candidate {
   PlanNode root;       // a sequence over [0, L)
-  Simulation sim;      // simulate(chain, root)
+  Prediction sim;      // simulate(chain, root)
   std::string origin;  // how it was made: "dynamic program", "every-k k=3", "revolve s=2" ...
 
   bool fits(std::uint64_t budget) const { return sim.peak_bytes <= budget; }
@@ -22,7 +22,7 @@ struct Candidate {
 
 // Simulates `root` and packages it. Throws FormatError if the plan does not fit the chain
 // (a solver bug, since solvers build their plans from the chain).
-Candidate make_candidate(const Chain& chain, PlanNode root, std::string origin);
+Candidate make_candidate(const ChainCosts& chain, PlanNode root, std::string origin);
 
 // The fastest candidate whose simulated peak fits `budget`; ties go to the lower peak, then
 // to the earlier candidate. nullptr when none fits.

@@ -1,5 +1,6 @@
 #pragma once
-// The chain cost model the planner solves on, built from a tidemark.profile/1.
+// The chain cost model the planner solves on, built from a tidemark.profile/1: a model's
+// chain of stages (tidemark::Chain, the GPT) as the planner sees it, its costs.
 //
 // Stage k maps activation a_k to a_{k+1}. Bytes and times per stage (see profile.hpp for
 // how they are measured). The input of stage 0 (token ids) belongs to the batch and is
@@ -38,7 +39,7 @@ struct StageCost {
   const VariantCost& plain() const { return variants.front(); }
 };
 
-struct Chain {
+struct ChainCosts {
   std::vector<StageCost> stages;
   std::uint64_t resident = 0;        // live bytes when a step starts
   std::uint64_t optimizer_peak = 0;  // above live bytes when the optimizer step starts
@@ -62,6 +63,6 @@ struct Chain {
   std::vector<int> block_stages() const;
 };
 
-Chain chain_from_profile(const ChainProfile& profile);
+ChainCosts chain_from_profile(const ChainProfile& profile);
 
 }  // namespace tidemark::planner

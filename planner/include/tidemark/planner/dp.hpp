@@ -36,22 +36,22 @@ class ChainTerms;
 }
 
 // Live bytes at the start of a step: resident plus the loss gradient (Note [execution model]).
-std::uint64_t start_bytes(const Chain& chain);
+std::uint64_t start_bytes(const ChainCosts& chain);
 
 // Peak of the optimizer step. Every plan ends the backward pass at the same live level, so
 // this is a floor under every plan's peak.
-std::uint64_t optimizer_step_peak(const Chain& chain);
+std::uint64_t optimizer_step_peak(const ChainCosts& chain);
 
 // The exact smallest simulated peak any plan reaches (no slots), and a plan reaching it.
 // O(L^3) times the number of variants.
-std::uint64_t minimum_peak(const Chain& chain);
-PlanNode minimum_peak_plan(const Chain& chain);
+std::uint64_t minimum_peak(const ChainCosts& chain);
+PlanNode minimum_peak_plan(const ChainCosts& chain);
 
 // Slot size giving `slots` slots over the dynamic part of `budget` (above start_bytes).
-std::uint64_t slot_bytes_for(const Chain& chain, std::uint64_t budget, int slots);
+std::uint64_t slot_bytes_for(const ChainCosts& chain, std::uint64_t budget, int slots);
 
 // How much below the budget the slotted program may lose: (L + 1) slots.
-std::uint64_t rounding_bound(const Chain& chain, std::uint64_t slot_bytes);
+std::uint64_t rounding_bound(const ChainCosts& chain, std::uint64_t slot_bytes);
 
 // The time table of Note [optimal recurrence] for m = 0 .. max_slots slots, filled once in
 // O(L^3 * max_slots); one table answers every budget up to max_slots slots (the Pareto
@@ -59,7 +59,7 @@ std::uint64_t rounding_bound(const Chain& chain, std::uint64_t slot_bytes);
 class OptimalDp {
  public:
   // Keeps a reference to `chain`, which must outlive the table.
-  OptimalDp(const Chain& chain, std::uint64_t slot_bytes, int max_slots);
+  OptimalDp(const ChainCosts& chain, std::uint64_t slot_bytes, int max_slots);
 
   std::uint64_t slot_bytes() const { return slot_bytes_; }
   int max_slots() const { return width_ - 1; }
@@ -85,7 +85,7 @@ class OptimalDp {
   void fill_row(const detail::ChainTerms& terms, int i, int j);
   int slots(std::uint64_t bytes) const;
 
-  const Chain& chain_;
+  const ChainCosts& chain_;
   std::uint64_t slot_bytes_;
   int width_;
   std::vector<double> table_;  // width_ slots per list (i, j), 0 <= i < j <= L; see row()
@@ -93,7 +93,7 @@ class OptimalDp {
 
 // The slotted program alone, for one budget: the fastest plan whose slotted need fits, or
 // nullopt. Its simulated peak is within the budget.
-std::optional<PlanNode> optimal_dp_plan(const Chain& chain, std::uint64_t budget,
+std::optional<PlanNode> optimal_dp_plan(const ChainCosts& chain, std::uint64_t budget,
                                         std::uint64_t slot_bytes);
 
 }  // namespace tidemark::planner

@@ -25,7 +25,7 @@ struct ParetoRow {
 // uses one slot size for the whole sweep and picks, at each budget, the fastest plan found
 // at any budget of the sweep that fits, so its predicted peak never rises as the budget
 // falls.
-std::vector<ParetoRow> pareto_sweep(const Chain& chain, const SolveOptions& options,
+std::vector<ParetoRow> pareto_sweep(const ChainCosts& chain, const SolveOptions& options,
                                     int points = 20);
 
 // CSV with a header row; the plan column is quoted.

@@ -27,17 +27,9 @@
 
 namespace tidemark::planner {
 
-struct Simulation {
-  std::uint64_t peak_bytes = 0;
-  double step_ms = 0;
-  double recompute_ms = 0;       // forward time spent recomputing during backward
-  std::uint64_t end_bytes = 0;   // live bytes after the optimizer step
-};
-
-// Throws FormatError when the plan does not fit the chain (ranges, unknown variant).
-Simulation simulate(const Chain& chain, const PlanNode& root);
-
-// `simulate` packaged as the plan's prediction.
-Prediction predict(const Chain& chain, const PlanNode& root);
+// The plan's predicted peak and times (Prediction, core/plan.hpp: the one type a plan
+// carries and the simulator computes). Throws FormatError when the plan does not fit the
+// chain (ranges, unknown variant).
+Prediction simulate(const ChainCosts& chain, const PlanNode& root);
 
 }  // namespace tidemark::planner

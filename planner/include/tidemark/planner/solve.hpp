@@ -38,12 +38,12 @@ struct SolveOptions {
 
 // Refuses chains the solvers cannot handle (byte counts that could overflow, --slots that
 // need more memory than is sensible), with a message saying what to change.
-void check_solvable(const Chain& chain, const SolveOptions& options);
+void check_solvable(const ChainCosts& chain, const SolveOptions& options);
 
 // The plan `solver` makes for `budget` bytes. Throws InfeasibleBudget when its simulated
 // peak cannot fit: below the exact minimum peak for optimal (the message gives it), or for
 // a baseline whose plan peaks above the budget (the message says so and where optimal fits).
-Candidate solve(const Chain& chain, Solver solver, std::uint64_t budget,
+Candidate solve(const ChainCosts& chain, Solver solver, std::uint64_t budget,
                 const SolveOptions& options = {});
 
 // The plan `solver` makes for `budget` on the chain `profile` measured, complete: the
@@ -55,25 +55,25 @@ Plan plan(const ChainProfile& profile, const Budget& budget, Solver solver = Sol
 
 // Every plan a baseline solver may propose: one, or for every-k without k (k = 0) and for
 // revolve, one per parameter value.
-std::vector<Candidate> baseline_family(const Chain& chain, Solver solver, int k = 0);
+std::vector<Candidate> baseline_family(const ChainCosts& chain, Solver solver, int k = 0);
 // Which of a family a solver proposes for `budget`: the fastest that fits, else the lowest
 // peak.
 const Candidate& pick_for_budget(const std::vector<Candidate>& family, std::uint64_t budget);
 // Both in one, for `budget`, whether or not the result fits.
-Candidate baseline_choice(const Chain& chain, Solver solver, std::uint64_t budget, int k = 0);
+Candidate baseline_choice(const ChainCosts& chain, Solver solver, std::uint64_t budget, int k = 0);
 
 // Everything `optimal` may choose from besides the dynamic program's own plans: the
 // minimum-peak plan and every baseline plan. Independent of the budget.
-std::vector<Candidate> fallback_candidates(const Chain& chain);
+std::vector<Candidate> fallback_candidates(const ChainCosts& chain);
 
 // The optimal solver's table for budgets up to `budget`, with room above it for plans that
 // rounding hid (up to rounding_bound, at most a quarter more slots). Throws UserError when the
 // table would be unreasonably large (huge --slots).
-OptimalDp optimal_table(const Chain& chain, std::uint64_t budget, std::uint64_t slot_bytes);
+OptimalDp optimal_table(const ChainCosts& chain, std::uint64_t budget, std::uint64_t slot_bytes);
 
 // The slotted program's best plan for `budget` from a filled table: the fastest of its
 // plans from the table's room above the budget's slot count down to it whose simulated
 // peak fits (the one at the budget's own slot count always does).
-std::vector<Candidate> dp_candidates(const Chain& chain, const OptimalDp& dp, std::uint64_t budget);
+std::vector<Candidate> dp_candidates(const ChainCosts& chain, const OptimalDp& dp, std::uint64_t budget);
 
 }  // namespace tidemark::planner

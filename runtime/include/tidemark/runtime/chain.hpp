@@ -18,7 +18,16 @@
 #include <torch/torch.h>
 #include <vector>
 
+#include "tidemark/core/error.hpp"
+
 namespace tidemark::runtime {
+
+// A chain that cannot run as built: a stage handed another number of tensors than it
+// takes, a context tensor missing or requiring grad, two stages with one name.
+class ChainError : public UserError {
+ public:
+  using UserError::UserError;
+};
 
 // a_k: the tensors one stage hands to the next.
 using Activations = std::vector<torch::Tensor>;
@@ -29,9 +38,9 @@ struct StageContext {
   std::map<std::string, torch::Tensor> tensors;  // masks, position ids, rotary tables
   std::any value;                                // anything else of the caller's
 
-  // tensors.at(name), or a UserError naming the names there are.
+  // tensors.at(name), or a ChainError naming the names there are.
   const torch::Tensor& tensor(const std::string& name) const;
-  // Throws UserError when a context tensor requires grad (Note [stage signature]).
+  // Throws ChainError when a context tensor requires grad (Note [stage signature]).
   void check() const;
 };
 

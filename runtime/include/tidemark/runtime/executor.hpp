@@ -14,8 +14,14 @@
 
 namespace tidemark::runtime {
 
-// Refuses (UserError, naming `source`) a plan made for another chain: stage count, digest,
-// unknown variants, budget below the plan's own predicted peak.
+// A plan made for another model or chain, or one that breaks its own budget.
+class PlanMismatch : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+// Refuses (PlanMismatch, naming `source` and the plan's model) a plan made for another
+// chain: stage count, digest, unknown variants, budget below the plan's own predicted peak.
 void check_plan_matches(const Plan& plan, const ChainModule& chain, const std::string& source);
 
 class PlanExecutor {

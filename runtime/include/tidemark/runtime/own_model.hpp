@@ -37,31 +37,63 @@ struct Stage {
   Fn run;
   std::shared_ptr<torch::nn::Module> module;
   std::string kind;  // empty: "block" when repeated, else "stage" (Chain decides)
+  // Other ways to run the stage, by name: the same outputs, less kept for backward
+  // (selective recompute). The profiler measures each, the planner may choose one.
+  std::vector<std::pair<std::string, Fn>> variants;
 };
 
 namespace detail {
+// A stage handed another number of tensors than its function takes.
+[[noreturn]] void wrong_arity(const std::string& stage, std::size_t takes, std::size_t handed);
+inline const Activations& arity(const std::string& stage, const Activations& a, std::size_t takes) {
+  if (a.size() != takes) wrong_arity(stage, takes, a.size());
+  return a;
+}
+
 // A stage function from a callable taking (inputs..., ctx), (inputs...), (Activations, ctx)
-// or (Activations), returning a Tensor, a std::tuple of Tensors or Activations.
+// or (Activations), returning a Tensor, a std::tuple of Tensors or Activations. `stage`
+// names it when the previous stage hands it another number of tensors.
 template <typename F>
-Stage::Fn stage_fn(F f) {
-  return [f = std::move(f)](const Activations& a, const StageContext& c) mutable -> Activations {
+Stage::Fn stage_fn(std::string stage, F f) {
+  return [stage, f = std::move(f)](const Activations& a, const StageContext& c) mutable -> Activations {
     if constexpr (std::is_invocable_v<F&, const Activations&, const StageContext&>) {
       return to_activations(f(a, c));
     } else if constexpr (std::is_invocable_v<F&, const Activations&>) {
       return to_activations(f(a));
     } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const StageContext&>) {
-      return to_activations(f(a.at(0), c));
+      return to_activations(f(arity(stage, a, 1)[0], c));
     } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&>) {
-      return to_activations(f(a.at(0)));
+      return to_activations(f(arity(stage, a, 1)[0]));
     } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const torch::Tensor&, const StageContext&>) {
-      return to_activations(f(a.at(0), a.at(1), c));
+      return to_activations(f(arity(stage, a, 2)[0], a[1], c));
     } else if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const torch::Tensor&>) {
-      return to_activations(f(a.at(0), a.at(1)));
+      return to_activations(f(arity(stage, a, 2)[0], a[1]));
     } else {
       static_assert(std::is_invocable_v<F&, const Activations&>,
                     "a stage function takes (const Tensor&[, const Tensor&][, const StageContext&]) or "
                     "(const Activations&[, const StageContext&])");
       return {};
+    }
+  };
+}
+
+// The same, for a function of a block: fn(T& block, inputs..., ctx) and the forms above.
+template <typename T, typename F>
+Stage::Fn block_fn(std::string stage, std::shared_ptr<T> block, F fn) {
+  return [stage, block, fn = std::move(fn)](const Activations& a, const StageContext& c) mutable -> Activations {
+    if constexpr (std::is_invocable_v<F&, T&, const Activations&, const StageContext&>) {
+      return to_activations(fn(*block, a, c));
+    } else if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&, const StageContext&>) {
+      return to_activations(fn(*block, arity(stage, a, 1)[0], c));
+    } else if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&>) {
+      return to_activations(fn(*block, arity(stage, a, 1)[0]));
+    } else if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&, const torch::Tensor&, const StageContext&>) {
+      return to_activations(fn(*block, arity(stage, a, 2)[0], a[1], c));
+    } else {
+      static_assert(std::is_invocable_v<F&, T&, const Activations&>,
+                    "a block function takes (T&, const Tensor&[, const Tensor&][, const StageContext&]) or "
+                    "(T&, const Activations&[, const StageContext&])");
+      return to_activations(fn(*block, a));
     }
   };
 }
@@ -89,20 +121,46 @@ class Chain : public ChainModule {
   // add("embed", model->embed, [&](const Tensor& ids) { return model->embed(ids); })
   template <typename M, typename F>
   Chain& add(std::string name, const M& module, F fn) {
-    return add(Stage{std::move(name), detail::stage_fn(std::move(fn)), detail::module_ptr(module), {}});
+    auto run = detail::stage_fn(name, std::move(fn));
+    return add(Stage{std::move(name), std::move(run), detail::module_ptr(module), {}, {}});
   }
   // One stage per module of `list`, named name.0, name.1, ..., each run as
   // fn(block, inputs..., ctx) with the module as a T (its Impl class).
   template <typename T, typename F>
   Chain& add_each(const std::string& name, const torch::nn::ModuleList& list, F fn) {
     for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string stage = name + "." + std::to_string(i);
       std::shared_ptr<T> block = std::dynamic_pointer_cast<T>(list->ptr(i));
       if (!block) {
-        throw UserError(name + "." + std::to_string(i) + ": the module is a " + list->ptr(i)->name() +
-                        ", not the type add_each was given; give add_each<" + list->ptr(i)->name() + ">");
+        throw ChainError(stage + ": the module is a " + list->ptr(i)->name() +
+                         ", not the type add_each was given; give add_each<" + list->ptr(i)->name() + ">");
       }
-      add(Stage{name + "." + std::to_string(i), bind_block(block, fn), block, {}});
+      add(Stage{stage, detail::block_fn(stage, block, fn), block, {}, {}});
     }
+    return *this;
+  }
+  // A variant of the stage `name`, or of every stage add_each made under `name`:
+  // fn(block, inputs..., ctx) with the stage's module as a T, computing what the stage
+  // computes while keeping less for backward (e.g. part of it under checkpoint(module, x)).
+  // The profiler measures it and the planner may choose it stage by stage.
+  template <typename T, typename F>
+  Chain& add_variant(const std::string& name, const std::string& variant, F fn) {
+    if (variant.empty() || variant == "full") throw ChainError("a variant needs a name other than \"\" and \"full\"");
+    int found = 0;
+    for (auto& s : stages_) {
+      if (!belongs(s.name, name)) continue;
+      std::shared_ptr<T> block = std::dynamic_pointer_cast<T>(s.module);
+      if (!block) {
+        throw ChainError(s.name + ": variant \"" + variant + "\" is for a module of another type than " +
+                         (s.module ? s.module->name() : std::string("none")));
+      }
+      for (const auto& v : s.variants) {
+        if (v.first == variant) throw ChainError(s.name + " has a variant \"" + variant + "\" already");
+      }
+      s.variants.emplace_back(variant, detail::block_fn(s.name, block, fn));
+      ++found;
+    }
+    if (found == 0) throw ChainError("add_variant: no stage is named \"" + name + "\" or \"" + name + ".N\"");
     return *this;
   }
   // The last stage: loss(outputs..., targets) or loss(outputs, ctx) -> scalar (kind "loss").
@@ -110,14 +168,16 @@ class Chain : public ChainModule {
   Chain& add_loss(F fn) {
     Stage::Fn run;
     if constexpr (std::is_invocable_v<F&, const torch::Tensor&, const torch::Tensor&>) {
-      run = [fn](const Activations& a, const StageContext& c) mutable { return Activations{fn(a.at(0), c.targets)}; };
+      run = [fn](const Activations& a, const StageContext& c) mutable {
+        return Activations{fn(detail::arity("loss", a, 1)[0], c.targets)};
+      };
     } else {
-      run = detail::stage_fn(std::move(fn));
+      run = detail::stage_fn("loss", std::move(fn));
     }
-    return add(Stage{"loss", std::move(run), nullptr, "loss"});
+    return add(Stage{"loss", std::move(run), nullptr, "loss", {}});
   }
 
-  // What runs: a plan (refused, naming `source`, when made for another chain), every block
+  // What runs: a plan (PlanMismatch, naming `source`, when made for another chain), every block
   // checkpointed (Hugging Face's gradient_checkpointing_enable), or nothing checkpointed
   // (the default).
   void use(const Plan& plan, const std::string& source = "plan", const CheckpointOptions& options = {});
@@ -134,6 +194,7 @@ class Chain : public ChainModule {
 
   // ChainModule
   int num_stages() const override { return static_cast<int>(stages_.size()); }
+  std::vector<std::string> stage_variants(int k) const override;
   std::string stage_name(int k) const override;
   std::string stage_kind(int k) const override;
   Activations run_stage(int k, const Activations& inputs, const StageContext& ctx,
@@ -146,18 +207,8 @@ class Chain : public ChainModule {
   std::vector<torch::Tensor> buffers() const;
 
  private:
-  template <typename T, typename F>
-  static Stage::Fn bind_block(std::shared_ptr<T> block, F fn) {
-    return detail::stage_fn([block, fn](const Activations& a, const StageContext& c) mutable {
-      if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&, const StageContext&>) {
-        return detail::to_activations(fn(*block, a.at(0), c));
-      } else if constexpr (std::is_invocable_v<F&, T&, const torch::Tensor&>) {
-        return detail::to_activations(fn(*block, a.at(0)));
-      } else {
-        return detail::to_activations(fn(*block, a, c));
-      }
-    });
-  }
+  // `stage` is `name` or name.N
+  static bool belongs(const std::string& stage, const std::string& name);
   const Stage& stage(int k) const;
   void refresh_kinds();
 

@@ -18,6 +18,8 @@
 #include <torch/torch.h>
 #include <vector>
 
+#include "tidemark/core/bytes.hpp"
+#include "tidemark/core/plan.hpp"
 #include "tidemark/core/profile.hpp"
 #include "tidemark/core/trace.hpp"
 #include "tidemark/profiler/allocator_hook.hpp"
@@ -32,6 +34,12 @@ namespace tidemark::runtime {
 
 class TraceSession;
 class Session;
+
+// A session used out of order: made after the model, a second one, a step left open.
+class SessionError : public UserError {
+ public:
+  using UserError::UserError;
+};
 
 // One training step, from its construction to its end (end() or the destructor).
 class Step {
@@ -73,6 +81,10 @@ class Session {
   // steps, which update the parameters like training steps do.
   ChainProfile profile(Chain& chain, torch::optim::Optimizer& optimizer,
                        const std::function<Batch(int)>& batches, ProfileOptions options = {});
+  // profile(), then the fastest plan whose predicted peak fits `budget` (planner::plan):
+  // the plan carries the profile's no-checkpoint peak and step time as its baseline.
+  Plan plan(Chain& chain, torch::optim::Optimizer& optimizer, const std::function<Batch(int)>& batches,
+            const Budget& budget, ProfileOptions options = {});
 
   // Records a trace of the steps that follow: stage spans, checkpoint and recompute spans,
   // memory by category. trace() returns it; tidemark view and tidemark export read it.
