@@ -3,6 +3,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <torch/csrc/profiler/orchestration/observer.h>
 #include <torch/version.h>
@@ -68,6 +69,19 @@ std::int64_t allocated_size(std::int64_t nbytes, bool cuda) {
   if (!cuda || nbytes <= 0) return nbytes;
   constexpr std::int64_t kBlock = 512;  // the caching allocator's kMinBlockSize
   return (nbytes + kBlock - 1) / kBlock * kBlock;
+}
+
+std::int64_t allocated_bytes(const std::vector<at::Tensor>& tensors, const std::vector<at::Tensor>& except) {
+  std::set<const void*> seen;
+  for (const auto& t : except) {
+    if (t.defined()) seen.insert(t.storage().data());
+  }
+  std::int64_t bytes = 0;
+  for (const auto& t : tensors) {
+    if (!t.defined() || !seen.insert(t.storage().data()).second) continue;
+    bytes += allocated_size(static_cast<std::int64_t>(t.storage().nbytes()), t.is_cuda());
+  }
+  return bytes;
 }
 
 MemoryLedger& ledger() {

@@ -117,11 +117,6 @@ struct Segment : torch::CustomClassHolder {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < t.sizes().size(); ++i) s += (i ? "x" : "") + std::to_string(t.sizes()[i]);
-  return s + "]";
-}
 
 // Note [captured tensors]
 // The recompute's graph must end at the node's inputs and parameters (the wanted edges). A
@@ -140,7 +135,7 @@ void refuse_captured(const torch::autograd::edge_list& roots, const torch::autog
     if (!n || stop.count(n) || !seen.insert(n).second) continue;
     if (const auto* acc = dynamic_cast<const torch::autograd::AccumulateGrad*>(n)) {
       TORCH_CHECK(false, "tidemark checkpoint: the checkpointed function uses a tensor ",
-                  shape_of(acc->variable), " that requires grad but is neither an input nor a "
+                  acc->variable.sizes(), " that requires grad but is neither an input nor a "
                   "parameter of the checkpoint, so it would get no gradient. Pass it as an input "
                   "(checkpoint(fn, x, it)), or checkpoint the module it belongs to "
                   "(checkpoint(module, x)); in a tidemark::Chain, give the stage its module");

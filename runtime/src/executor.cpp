@@ -1,7 +1,6 @@
 #include "tidemark/runtime/executor.hpp"
 
 #include <fmt/format.h>
-#include <set>
 
 #include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/profiler/stage_observer.hpp"
@@ -69,25 +68,6 @@ std::vector<torch::Tensor> PlanExecutor::parameters_of(int begin, int end) {
   return params;
 }
 
-namespace {
-
-// Bytes a stage's outputs allocated: its inputs passed through, and outputs sharing one
-// storage, count once or not at all.
-std::int64_t new_output_bytes(const Activations& inputs, const Activations& outputs) {
-  std::set<const void*> seen;
-  for (const auto& t : inputs) {
-    if (t.defined()) seen.insert(t.storage().data());
-  }
-  std::int64_t bytes = 0;
-  for (const auto& t : outputs) {
-    if (!t.defined() || !seen.insert(t.storage().data()).second) continue;
-    bytes += profiler::allocated_size(static_cast<std::int64_t>(t.storage().nbytes()), t.is_cuda());
-  }
-  return bytes;
-}
-
-}  // namespace
-
 Activations PlanExecutor::run_stage(int k, const Activations& a, const StageContext& ctx,
                                     const std::string& variant) {
   profiler::StageObserver* obs = profiler::active_observer();
@@ -96,7 +76,7 @@ Activations PlanExecutor::run_stage(int k, const Activations& a, const StageCont
   const bool grad = torch::GradMode::is_enabled();
   obs->forward_begin(k, recompute, grad);
   Activations out = chain_.run_stage(k, a, ctx, variant);
-  obs->forward_end(k, new_output_bytes(a, out));
+  obs->forward_end(k, profiler::allocated_bytes(out, a));  // inputs passed through are not new
   return profiler::mark_stage_outputs(out, k);
 }
 

@@ -230,9 +230,8 @@ void Chain::no_checkpointing() {
   mode_ = "none";
 }
 
-const PlanNode& Chain::current_plan() const {
-  if (!executor_) const_cast<Chain*>(this)->executor_ = std::make_unique<PlanExecutor>(*const_cast<Chain*>(this), plan_no_checkpoint(num_stages()));
-  return executor_->root();
+PlanNode Chain::current_plan() const {
+  return executor_ ? executor_->root() : plan_no_checkpoint(num_stages());
 }
 
 Activations Chain::forward(const Activations& inputs, const StageContext& ctx) {

@@ -39,20 +39,6 @@ std::uint64_t optimizer_bytes(torch::optim::Optimizer& opt) {
   return unique_bytes(ts);
 }
 
-// Bytes the allocator counts for these tensors, each storage once.
-std::uint64_t batch_bytes(const std::vector<torch::Tensor>& tensors) {
-  std::map<const void*, std::uint64_t> seen;
-  for (const auto& t : tensors) {
-    if (t.defined()) {
-      seen[t.storage().data()] = static_cast<std::uint64_t>(
-          profiler::allocated_size(static_cast<std::int64_t>(t.storage().nbytes()), t.is_cuda()));
-    }
-  }
-  std::uint64_t sum = 0;
-  for (const auto& kv : seen) sum += kv.second;
-  return sum;
-}
-
 // Per-stage samples over the measured iterations.
 struct StageSamples {
   std::vector<double> fwd_ms, nograd_ms, bwd_ms;
@@ -231,11 +217,11 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     s.loss = loss.item<double>();
     loss = torch::Tensor();
     // The batch's bytes: the first stage's inputs, then everything else it holds.
-    input0 = static_cast<std::int64_t>(batch_bytes(b.inputs));
+    input0 = profiler::allocated_bytes(b.inputs);
     Activations all = b.inputs;
     all.push_back(b.targets);
     for (const auto& kv : b.tensors) all.push_back(kv.second);
-    inputs = static_cast<std::int64_t>(batch_bytes(all));
+    inputs = profiler::allocated_bytes(all);
     b = Batch{};
     s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = ledger.step_peak();

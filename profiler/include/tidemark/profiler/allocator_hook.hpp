@@ -11,6 +11,9 @@
 // the thread-local state, so backward is counted too.
 #include <cstdint>
 #include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
 
 #include "tidemark/profiler/memory_ledger.hpp"
 
@@ -26,6 +29,9 @@ MemoryLedger& ledger();
 // the expandable segments this module turns on: Note [CUDA block sizes]). A size derived
 // from a tensor (a stage output) must be counted like the ledger counts it.
 std::int64_t allocated_size(std::int64_t nbytes, bool cuda);
+// What the allocator counts for `tensors`, each storage once, leaving out the storages of
+// `except` (a stage's inputs passed through to its outputs).
+std::int64_t allocated_bytes(const std::vector<at::Tensor>& tensors, const std::vector<at::Tensor>& except = {});
 
 // RAII: installs the hook on the calling thread for its lifetime, counting allocations on
 // `device_type` ("cpu" or "cuda") into ledger(); others are ignored.

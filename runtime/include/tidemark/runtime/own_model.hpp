@@ -183,7 +183,7 @@ class Chain : public ChainModule {
   void use(const Plan& plan, const std::string& source = "plan", const CheckpointOptions& options = {});
   void checkpoint_every_block(const CheckpointOptions& options = {});
   void no_checkpointing();
-  const PlanNode& current_plan() const;
+  PlanNode current_plan() const;
   // The plan given to use(), while it is the one that runs.
   const std::optional<Plan>& plan() const { return plan_; }
   std::string mode() const { return mode_; }  // "none", "uniform" or "plan"
