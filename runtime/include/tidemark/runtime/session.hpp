@@ -5,8 +5,8 @@
 // Note [gradients between steps]
 // A profile measures steps that begin with no gradients (zero_grad(set_to_none), LibTorch
 // 2.x's default). LibTorch 1.13's optimizer.zero_grad() zeroes gradients and keeps them, so
-// a loop using it carries every parameter's gradient into the next forward: measured on the
-// own-model sample, +6% over the plan's predicted peak. A Step owns the reset instead: it
+// a loop using it carries every parameter's gradient into the next forward, over the plan's
+// predicted peak by the gradients' bytes (issue 16). A Step owns the reset instead: it
 // frees the optimizer's gradients when it begins, so the budget holds whichever way the
 // loop resets them. For gradient accumulation, make one Step per optimizer step and run
 // every micro-batch's forward and backward inside it.
