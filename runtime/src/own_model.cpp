@@ -169,29 +169,28 @@ std::vector<torch::Tensor> Chain::stage_parameters(int k) {
   return s.module->parameters();
 }
 
-std::vector<torch::Tensor> Chain::parameters() const {
+namespace {
+
+// The tensors `of` gives for every stage's module, each once (stages may share a module),
+// in stage order.
+std::vector<torch::Tensor> each_once(const std::vector<Stage>& stages,
+                                     std::vector<torch::Tensor> (torch::nn::Module::*of)(bool) const) {
   std::vector<torch::Tensor> out;
   std::set<const void*> seen;
-  for (const auto& s : stages_) {
+  for (const auto& s : stages) {
     if (!s.module) continue;
-    for (const auto& p : s.module->parameters()) {
-      if (seen.insert(p.unsafeGetTensorImpl()).second) out.push_back(p);
+    for (const auto& t : ((*s.module).*of)(true)) {
+      if (seen.insert(t.unsafeGetTensorImpl()).second) out.push_back(t);
     }
   }
   return out;
 }
 
-std::vector<torch::Tensor> Chain::buffers() const {
-  std::vector<torch::Tensor> out;
-  std::set<const void*> seen;
-  for (const auto& s : stages_) {
-    if (!s.module) continue;
-    for (const auto& b : s.module->buffers()) {
-      if (seen.insert(b.unsafeGetTensorImpl()).second) out.push_back(b);
-    }
-  }
-  return out;
-}
+}  // namespace
+
+std::vector<torch::Tensor> Chain::parameters() const { return each_once(stages_, &torch::nn::Module::parameters); }
+
+std::vector<torch::Tensor> Chain::buffers() const { return each_once(stages_, &torch::nn::Module::buffers); }
 
 std::string Chain::digest() const {
   std::string shape = name_;
