@@ -198,25 +198,21 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     const std::size_t n_params = seg->params.size();
     variable_list result(n_in + n_params + 1);  // inputs..., params..., the segment capsule
 
-    // Grads are captured for these edges rather than accumulated, then returned through the
-    // node so that the engine (and any gradient hooks, e.g. a data-parallel reducer) sees them
-    // exactly as for an un-checkpointed parameter.
+    // Note [gradients inside a recompute]: the backward through the recomputed graph
+    // accumulates the parameters' gradients itself, stage by stage, as an un-checkpointed
+    // backward does, and returns none for them. So their AccumulateGrad hooks (a data-parallel
+    // reducer, ZeRO's per-stage reduction that frees each gradient once copied) fire while
+    // the segment's backward goes on, not all at once when it ends. The inputs' gradients
+    // are accumulated into the detached inputs and returned from there.
     torch::autograd::edge_list wanted;
-    std::vector<std::size_t> slot;
-    auto want = [&](const at::Tensor& t, std::size_t at) {
+    auto want = [&](const at::Tensor& t) {
       if (!t.requires_grad()) return;
       auto fn = t.grad_fn();
-      if (!fn) fn = torch::autograd::impl::try_get_grad_accumulator(t);
-      if (fn) {
-        wanted.emplace_back(std::move(fn), t.output_nr());
-      } else {
-        // Not used by the recompute: an edge that receives nothing (autograd's own trick).
-        wanted.emplace_back(std::make_shared<torch::autograd::Identity>(), 0);
-      }
-      slot.push_back(at);
+      if (!fn) fn = torch::autograd::impl::grad_accumulator(t);
+      wanted.emplace_back(std::move(fn), t.output_nr());
     };
-    for (std::size_t i = 0; i < n_in; ++i) want(xs[i], i);
-    for (std::size_t i = 0; i < n_params; ++i) want(seg->params[i], n_in + i);
+    for (std::size_t i = 0; i < n_in; ++i) want(xs[i]);
+    for (std::size_t i = 0; i < n_params; ++i) want(seg->params[i]);
 
     // The outputs that carry a gradient back. An output that is an input passed through
     // hands its gradient straight to that input.
@@ -241,15 +237,14 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     // Keep only the graph of the recomputed outputs, not their storage: backward does not
     // need it, and holding it would add a whole activation to the peak.
     out.clear();
-    xs.clear();
-    variable_list grads = torch::autograd::Engine::get_default_engine().execute(
-        roots, root_grads, /*keep_graph=*/false, /*create_graph=*/false,
-        /*accumulate_grad=*/false, wanted);
-    for (std::size_t i = 0; i < grads.size(); ++i) {
-      at::Tensor& r = result[slot[i]];
-      if (!grads[i].defined()) continue;
-      r = r.defined() ? r + grads[i] : std::move(grads[i]);
+    torch::autograd::Engine::get_default_engine().execute(roots, root_grads, /*keep_graph=*/false,
+                                                          /*create_graph=*/false, /*accumulate_grad=*/true,
+                                                          wanted);
+    for (std::size_t i = 0; i < n_in; ++i) {
+      if (!xs[i].requires_grad() || !xs[i].grad().defined()) continue;
+      result[i] = result[i].defined() ? result[i] + xs[i].grad() : xs[i].grad();
     }
+    xs.clear();
     ctx->saved_data.clear();
     return result;
   }

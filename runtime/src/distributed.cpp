@@ -6,11 +6,11 @@
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
-#include <torch/csrc/autograd/function_hook.h>
-#include <torch/csrc/autograd/variable.h>
+#include <utility>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "c10d_backends.hpp"
+#include "grad_ready_hook.hpp"
 #include "tidemark/core/error.hpp"
 
 namespace tidemark::runtime {
@@ -107,10 +107,13 @@ struct DataParallel::Impl {
   }
 
   // Copies parameter i's gradient into its bucket; the caller holds mu.
-  void take(std::size_t i) {
+  void copy_in(std::size_t i) {
     const torch::Tensor& g = params[i].grad();
     torch::NoGradGuard no_grad;
     buckets[bucket_of[i]].flat.narrow(0, static_cast<std::int64_t>(offset_of[i]), g.numel()).copy_(g.reshape(-1));
+  }
+  void take(std::size_t i) {
+    copy_in(i);
     ready[i] = 1;
     --buckets[bucket_of[i]].pending;
   }
@@ -121,29 +124,27 @@ struct DataParallel::Impl {
 
   void on_grad_ready(std::size_t i) {
     std::lock_guard<std::mutex> lock(mu);
-    // Outside a data-parallel step (before_backward not called), or a second call: ignore.
-    if (!params[i].grad().defined() || buckets[bucket_of[i]].pending == 0 || ready[i]) return;
+    if (!params[i].grad().defined()) return;
+    if (ready[i]) {
+      // A second gradient in one backward: the parameter is used both inside a checkpointed
+      // range and outside it (Note [gradients inside a recompute]); .grad holds the sum.
+      if (bucket_of[i] >= next_launch) {
+        copy_in(i);
+      } else if (failure.empty()) {
+        failure = fmt::format("rank {}: parameter #{} received a second gradient after its bucket was all-reduced "
+                              "(it is used inside a checkpointed range and outside it); checkpoint both uses "
+                              "together, or none",
+                              env.rank, i);
+      }
+      return;
+    }
+    if (buckets[bucket_of[i]].pending == 0) return;  // outside a data-parallel step
     take(i);
     if (buckets[bucket_of[i]].pending == 0) launch_ready();
   }
 };
 
 namespace {
-
-// Runs after a parameter's AccumulateGrad: its gradient for this backward is complete.
-class GradReadyHook : public torch::autograd::FunctionPostHook {
- public:
-  GradReadyHook(std::weak_ptr<DataParallel::Impl> impl, std::size_t index) : impl_(std::move(impl)), index_(index) {}
-  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
-                                            const torch::autograd::variable_list& /*inputs*/) override {
-    if (auto impl = impl_.lock()) impl->on_grad_ready(index_);
-    return outputs;
-  }
-
- private:
-  std::weak_ptr<DataParallel::Impl> impl_;
-  std::size_t index_;
-};
 
 // Note [TCPStore without libuv]: since LibTorch 2.4 TCPStoreOptions::useLibUV defaults to
 // true, and a LibTorch built without libuv (Debian's) refuses the store at once ("use_libuv
@@ -240,13 +241,15 @@ void DataParallel::attach(const std::vector<torch::Tensor>& params, std::int64_t
   s.ready.assign(params.size(), 0);
   std::weak_ptr<Impl> weak = shared_;
   for (std::size_t k = 0; k < params.size(); ++k) {
-    auto acc = torch::autograd::impl::grad_accumulator(params[k]);
-    acc->add_post_hook(std::make_unique<GradReadyHook>(weak, k));
-    s.accumulators.push_back(std::move(acc));
+    s.accumulators.push_back(GradReadyHook::attach(params[k], [weak, k] {
+      if (auto impl = weak.lock()) impl->on_grad_ready(k);
+    }));
   }
 }
 
 const std::string& DataParallel::backend() const { return shared_->comm.name; }
+
+Comm& DataParallel::comm() { return shared_->comm; }
 
 std::size_t DataParallel::bucket_count() const { return shared_->buckets.size(); }
 
@@ -270,6 +273,7 @@ void DataParallel::before_backward() {
 void DataParallel::finish_backward() {
   Impl& s = *shared_;
   s.comm.timer->backward_done();
+  if (!s.failure.empty()) throw RunFailure(std::exchange(s.failure, {}));
   {
     // A gradient whose hook did not run (its AccumulateGrad was replaced) is taken now; one
     // that does not exist is an error, as in PyTorch's DDP.
