@@ -33,6 +33,7 @@ struct PlanArgs {
   int slots = 500;
   std::string output;
   std::string pareto;
+  std::vector<std::string> compare;
 };
 
 constexpr const char* kFooter = R"(Budget forms:
@@ -51,7 +52,12 @@ Examples:
   tidemark plan profile.json --budget 0.5 -o plan.json
   tidemark plan profile.json --budget 600MiB --solver uniform -o uniform.json
   tidemark plan profile.json --budget 0.6 -o plan.json --pareto pareto.csv
-then: tidemark train --plan plan.json)";
+  tidemark plan z0.json --budget 300MiB -o plan.json --compare z1.json z2.json z3.json
+then: tidemark train --plan plan.json
+
+--compare sets other profiles of the same model beside this one at the same budget in
+bytes: profiled with other --nproc or --zero (a fraction is taken of this profile's peak),
+it shows which sharding reaches the budget, and at what predicted step time.)";
 
 // ---- checks -----------------------------------------------------------------------------
 
@@ -107,6 +113,43 @@ void print_summary(const ChainProfile& profile, const ChainCosts& chain, const P
           : "");
 }
 
+// The optimal plan at `budget_bytes` for each profile, side by side (--compare), as text.
+std::string comparison(const ChainProfile& first, const std::string& first_path, const std::vector<std::string>& others,
+                      std::uint64_t budget_bytes, const SolveOptions& options) {
+  struct Row {
+    std::string path, sharding, floor, peak, step;
+  };
+  std::vector<Row> rows;
+  auto add = [&](const ChainProfile& p, const std::string& path) {
+    Row r{path, p.sharding.known() ? p.sharding.describe() : "not recorded",
+          format_bytes(chain_from_profile(p).resident), format_bytes(p.peak_bytes), ""};
+    try {
+      const Plan plan = planner::plan(p, Budget::bytes(budget_bytes), Solver::Optimal, options);
+      r.step = fmt::format("{:.2f} ms (peak {})", plan.predicted.step_ms, format_bytes(plan.predicted.peak_bytes));
+    } catch (const InfeasibleBudget& e) {
+      r.step = fmt::format("does not fit (from {})", format_bytes(e.minimum_bytes()));
+    }
+    rows.push_back(std::move(r));
+  };
+  add(first, first_path);
+  for (const auto& path : others) {
+    const ChainProfile p = read_profile(path);
+    if (p.model != first.model || p.stages.size() != first.stages.size()) {
+      throw UserError(fmt::format("--compare {}: a profile of {} with {} stages, not of {} with {} stages as {}; "
+                                  "compare profiles of one model",
+                                  path, p.model, p.stages.size(), first.model, first.stages.size(), first_path));
+    }
+    add(p, path);
+  }
+  std::string out = fmt::format("at {} per rank, the optimal plan of each profile:\n", format_bytes(budget_bytes));
+  out += fmt::format("  {:<28} {:<18} {:>12} {:>14}  {}\n", "profile", "sharding", "static", "no-ckpt peak",
+                     "predicted step");
+  for (const auto& r : rows) {
+    out += fmt::format("  {:<28} {:<18} {:>12} {:>14}  {}\n", r.path, r.sharding, r.floor, r.peak, r.step);
+  }
+  return out;
+}
+
 // ---- the command ------------------------------------------------------------------------
 
 void run_plan(const PlanArgs& args) {
@@ -127,6 +170,8 @@ void run_plan(const PlanArgs& args) {
   // Everything that can fail runs before the first write, so an error leaves no file.
   std::string csv;
   if (!args.pareto.empty()) csv = pareto_csv(pareto_sweep(chain, options));
+  const std::string compared =
+      args.compare.empty() ? "" : comparison(profile, args.profile, args.compare, budget_bytes, options);
   const std::string json = plan_to_json(plan);
 
   print_summary(profile, chain, args, budget, budget_bytes, chosen);
@@ -136,6 +181,7 @@ void run_plan(const PlanArgs& args) {
     write_file_atomic(args.pareto, csv, "--pareto");
     fmt::print("wrote {} (budget sweep of every solver)\n", args.pareto);
   }
+  fmt::print("{}", compared);
 }
 
 }  // namespace
@@ -165,6 +211,9 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--pareto", args->pareto,
                   "also write predicted peak and step time of every solver for about 20 "
                   "budgets from the minimum to the no-checkpoint peak (CSV)");
+  cmd->add_option("--compare", args->compare,
+                  "other profiles of this model (other --nproc or --zero): print the optimal plan of each at "
+                  "this budget in bytes, beside this one");
   cmd->callback([args, k] {
     args->k_given = k->count() > 0;
     run_plan(*args);

@@ -1,5 +1,6 @@
 // `tidemark plan` end to end: runs the built binary (with tests/cli's runner) on hand-made
 // profiles and checks exit codes, the one error line, and the fields of the plan it writes.
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -170,4 +171,35 @@ TEST_CASE("tidemark plan --help explains the budget forms with an example", "[pl
   CHECK(r.output.find("--budget 600MiB") != std::string::npos);
   CHECK(r.output.find("fraction in (0, 1]") != std::string::npos);
   CHECK(r.output.find("tidemark plan profile.json --budget 0.5 -o plan.json") != std::string::npos);
+}
+
+TEST_CASE("tidemark plan --compare sets other shardings of the model beside it at one budget", "[planner][cli]") {
+  Workdir w("plan-cli-compare");
+  // The same chain with its training state sharded: ZeRO-2 over 2 ranks keeps no gradients
+  // in backward and a quarter of the optimizer state; ZeRO-0 keeps everything.
+  const std::string z0 = w.edited_profile("z0.json", [](json& d) {
+    d["sharding"] = json{{"ranks", 2}, {"zero", 0}, {"reduce_buffer_bytes", 0}};
+  });
+  const std::string z2 = w.edited_profile("z2.json", [](json& d) {
+    d["sharding"] = json{{"ranks", 2}, {"zero", 2}, {"reduce_buffer_bytes", 20'000}};
+    d["static_bytes"]["optimizer_state"] = d["static_bytes"]["optimizer_state"].get<std::uint64_t>() / 2;
+  });
+  const auto z0_chain = tidemark::planner::chain_from_profile(tidemark::read_profile(z0));
+  const auto z2_chain = tidemark::planner::chain_from_profile(tidemark::read_profile(z2));
+  const auto z2_min = tidemark::planner::simulate(z2_chain, tidemark::planner::uniform_plan(z2_chain)).peak_bytes;
+  const auto z0_min = tidemark::planner::simulate(z0_chain, tidemark::planner::uniform_plan(z0_chain)).peak_bytes;
+  REQUIRE(z2_min < z0_min);
+  // A budget between the two: only the sharded state fits.
+  const std::uint64_t budget = (z0_min + z2_min) / 2;
+  Run r = run_plan(fmt::format("{} --budget {}B -o {} --compare {}", z2, budget, w.path("plan.json"), z0));
+  INFO(r.output);
+  REQUIRE(r.rc == 0);
+  CHECK(r.output.find("2 ranks, ZeRO-2") != std::string::npos);
+  CHECK(r.output.find("does not fit") != std::string::npos);
+  CHECK(json::parse(tidemark::read_text_file(w.path("plan.json")))["profile"]["zero"] == 2);
+
+  const std::string other = w.edited_profile("other.json", [](json& d) { d["model"] = "someone-elses"; });
+  expect_refused(run_plan(fmt::format("{} --budget 0.6 -o {} --compare {}", z2, w.path("refused.json"), other)),
+                 "compare profiles of one model");
+  CHECK_FALSE(file_exists(w.path("refused.json")));
 }
