@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include "commands.hpp"
+#include "launcher.hpp"
 #include "model_flags.hpp"
 #include "progress.hpp"
 #include "tidemark/core/bytes.hpp"
@@ -30,6 +31,7 @@ struct ProfileArgs {
   std::string data_path;
   int nproc = 1;
   double bucket_mb = 25;
+  int zero = 0;
   bool quiet = false;
 };
 
@@ -60,23 +62,48 @@ void print_table(const ChainProfile& p) {
   fmt::print("no-checkpoint step: peak {}, median {:.1f} ms\n", format_bytes(p.peak_bytes), p.step_ms);
 }
 
-void run_profile(const ProfileArgs& a) {
+void run_profile(const ProfileArgs& a_in) {
+  ProfileArgs a = a_in;
   a.model.validate();
   if (a.iters < 1) throw UserError(fmt::format("--iters must be at least 1, got {}", a.iters));
   if (a.warmup < 1) throw UserError(fmt::format("--warmup must be at least 1, got {}", a.warmup));
-  check_writable(a.out_path, "-o");
-  if (!a.trace_path.empty()) check_writable(a.trace_path, "--trace");
-  if (!a.report_path.empty()) check_writable(a.report_path, "--report");
+  // With --zero the ranks run for real (Note [ZeRO]): what a rank keeps, gathers and reduces,
+  // and the time its collectives take, are measured where they happen. Without, one process
+  // stands for a rank of a plain data-parallel job.
+  const std::optional<runtime::DistEnv> env = a.zero > 0 ? runtime::dist_env_from_environment() : std::nullopt;
+  const int world = env ? env->world_size : a.nproc;
+  check_zero(a.zero, world);
+  const bool writer = !env || env->rank == 0;  // one rank writes the files and talks
+  if (!writer) a.quiet = true;
+  if (writer) {
+    check_writable(a.out_path, "-o");
+    if (!a.trace_path.empty()) check_writable(a.trace_path, "--trace");
+    if (!a.report_path.empty()) check_writable(a.report_path, "--report");
+  }
+  if (a.zero > 0 && !env) {
+    runtime::resolve_device(a.model.device);
+    per_rank_config(a.model, a.nproc);  // refuse an indivisible batch before starting anyone
+    throw ExitCode{launch_local_ranks(a.nproc)};
+  }
 
   runtime::TrainingConfig cfg;
-  cfg.model = per_rank_config(a.model, a.nproc);
+  cfg.model = per_rank_config(a.model, world);
   cfg.data_path = a.data_path;
+  std::unique_ptr<runtime::DataParallel> dp;
+  if (env) dp = std::make_unique<runtime::DataParallel>(*env, a.model.device);
   runtime::Trainer trainer(cfg);
+  if (dp) {
+    dp->check_same_run("profile", fmt::format("{}; zero {}; corpus {}; warmup {}; iters {}; variants {}",
+                                              cfg.model.describe(), a.zero, trainer.data().source(), a.warmup,
+                                              a.iters, !a.no_variants));
+    trainer.use_zero(dp.get(), a.zero);
+    if (!a.quiet) fmt::print(stderr, "profiling rank 0 of a job: {}, {}\n", trainer.zero()->describe(), dp->backend());
+  }
   // One rank of a data-parallel job holds its gradient buckets besides everything else
   // (Note [data parallel]); the profile counts them as static memory. Communication itself
   // is not run, so stage times are one rank's compute.
   std::vector<torch::Tensor> buckets;
-  if (a.nproc > 1) {
+  if (a.nproc > 1 && a.zero == 0) {
     buckets = runtime::gradient_buckets(trainer.model()->parameters(),
                                         static_cast<std::int64_t>(a.bucket_mb * 1024 * 1024));
     if (!a.quiet) {
@@ -103,6 +130,10 @@ void run_profile(const ProfileArgs& a) {
                                       s.ms, format_bytes(static_cast<std::uint64_t>(s.peak_bytes))));
   };
   runtime::ProfileRun run = runtime::profile_model(trainer, o);
+  run.profile.sharding.ranks = world;
+  run.profile.sharding.zero = a.zero;
+  run.profile.sharding.reduce_buffer_bytes = trainer.zero() ? trainer.zero()->reduce_buffer_bytes() : 0;
+  if (!writer) return;
   write_profile(a.out_path, run.profile);
   if (run.trace) write_trace(a.trace_path, *run.trace);
   if (!a.report_path.empty()) {
@@ -143,7 +174,9 @@ block.
 
 Example:
   tidemark profile --layers 12 -o profile.json --trace profile-trace.json
-  tidemark plan profile.json --budget 0.5 -o plan.json)");
+  tidemark plan profile.json --budget 0.5 -o plan.json
+  tidemark profile --nproc 2 --batch 16 --zero 3 -o z3.json   rank 0 of 2, parameters sharded
+  tidemark plan z3.json --budget 0.5 -o z3-plan.json && tidemark train --nproc 2 --batch 16 --zero 3 --plan z3-plan.json)");
   add_model_flags(cmd, a->model);
   cmd->add_option("--warmup", a->warmup, "steps before measuring (creates optimizer state)")->capture_default_str();
   cmd->add_option("--iters", a->iters, "measured steps; times are medians")->capture_default_str();
@@ -151,10 +184,11 @@ Example:
   cmd->add_option("--trace", a->trace_path, "also write a tidemark.trace/1 of the measured steps");
   cmd->add_option("--report", a->report_path, "also write a tidemark.report/1");
   cmd->add_option("--data", a->data_path, "profile on this text file (default: synthetic corpus)");
-  add_data_parallel_flags(cmd, a->nproc, a->bucket_mb);
+  add_data_parallel_flags(cmd, a->nproc, a->bucket_mb, a->zero);
   cmd->get_option("--nproc")->description(
       "profile one rank of an N-rank data-parallel job (train --nproc N): batch/N rows and the gradient "
-      "buckets; plan with the result for a per-rank budget");
+      "buckets; plan with the result for a per-rank budget. With --zero, N ranks run and rank 0 is "
+      "measured, collectives included");
   cmd->add_flag("--no-variants", a->no_variants,
                 "skip measuring the blocks' selective-recompute variants (attention-core, "
                 "mlp-activation, ...): faster, but the planner can then only save or "

@@ -39,6 +39,7 @@ struct TrainArgs {
   std::string resume_dir;
   int nproc = 1;
   double bucket_mb = 25;
+  int zero = 0;
   bool quiet = false;
 };
 
@@ -74,6 +75,22 @@ void run_train(const TrainArgs& a_in) {
   // No GPU at all: said once, before starting ranks or joining a job (not as a missing
   // NCCL, or once per rank).
   runtime::resolve_device(a.model.device);
+  const int job_ranks = env ? env->world_size : a.nproc;
+  check_zero(a.zero, job_ranks);
+  std::optional<Plan> plan;
+  if (!a.plan_path.empty()) {
+    plan = read_plan(a.plan_path);
+    // A plan's budget is per rank of the sharding it was profiled with: refused here, before
+    // any rank starts.
+    const Sharding here{job_ranks, a.zero, 0};
+    if (plan->sharding.known() && !(plan->sharding == here)) {
+      throw runtime::PlanMismatch(fmt::format(
+          "{}: the plan was made for {} (its profile ran with --nproc {}{}), this run is {}; profile with the "
+          "same --nproc and --zero as you train with, and plan again",
+          a.plan_path, plan->sharding.describe(), plan->sharding.ranks,
+          plan->sharding.zero ? fmt::format(" --zero {}", plan->sharding.zero) : "", here.describe()));
+    }
+  }
   if (a.nproc > 1 && !env) {
     const int gpus = static_cast<int>(torch::cuda::device_count());
     if (a.model.device == "cuda" && a.nproc > gpus) {
@@ -114,11 +131,7 @@ void run_train(const TrainArgs& a_in) {
   if (a.gradient_checkpointing) {
     cfg.gradient_checkpointing_kwargs = runtime::CheckpointOptions::from_kwargs(parse_kwargs(a.gc_options));
   }
-  std::optional<Plan> plan;
-  if (!a.plan_path.empty()) {
-    plan = read_plan(a.plan_path);
-    cfg.plan = plan->root;
-  }
+  if (plan) cfg.plan = plan->root;
   std::unique_ptr<runtime::DataParallel> dp;
   // Under torchrun's environment this process joins the job even alone (WORLD_SIZE=1), as
   // PyTorch's DDP does; NCCL on CUDA sets this rank's GPU before the model is made.
@@ -128,10 +141,14 @@ void run_train(const TrainArgs& a_in) {
   if (dp) {
     const runtime::StateIdentity id = runtime::StateIdentity::of(trainer);
     dp->check_same_run("run", fmt::format("{}; checkpointing {}; corpus {}; steps {}; lr {}; buckets {} MiB; "
-                                          "resume {}",
-                                          id.config, id.checkpointing, id.data, a.steps, a.lr, a.bucket_mb,
+                                          "zero {}; resume {}",
+                                          id.config, id.checkpointing, id.data, a.steps, a.lr, a.bucket_mb, a.zero,
                                           a.resume_dir.empty() ? "no" : "yes"));
-    trainer.use_data_parallel(dp.get(), static_cast<std::int64_t>(a.bucket_mb * 1024 * 1024));
+    if (a.zero > 0) {
+      trainer.use_zero(dp.get(), a.zero);
+    } else {
+      trainer.use_data_parallel(dp.get(), static_cast<std::int64_t>(a.bucket_mb * 1024 * 1024));
+    }
   }
   int start = 0;
   if (!a.resume_dir.empty()) {
@@ -151,10 +168,13 @@ void run_train(const TrainArgs& a_in) {
                a.model.describe(), trainer.model()->parameter_count(), trainer.data().source(),
                plan ? fmt::format("plan {} ({})", a.plan_path, plan->solver)
                     : (a.gradient_checkpointing ? "every block (Hugging Face style)" : "none"),
-               dp ? fmt::format("; data parallel: {} rank{} (this is rank 0; batch per rank), {} gradient "
-                                "buckets, {}",
-                                world, world == 1 ? "" : "s", dp->bucket_count(), dp->backend())
-                  : "");
+               !dp ? ""
+               : trainer.zero()
+                   ? fmt::format("; data parallel: {} (this is rank 0; batch per rank), {}", trainer.zero()->describe(),
+                                 dp->backend())
+                   : fmt::format("; data parallel: {} rank{} (this is rank 0; batch per rank), {} gradient "
+                                 "buckets, {}",
+                                 world, world == 1 ? "" : "s", dp->bucket_count(), dp->backend()));
   }
   Progress progress("train", a.steps, a.quiet);
   std::string last_saved;
@@ -165,12 +185,13 @@ void run_train(const TrainArgs& a_in) {
   r.config = a.model;
   r.torch_version = TORCH_VERSION;
   r.threads = at::get_num_threads();
-  std::uint64_t peak = 0;
+  std::uint64_t peak = 0, floor = 0;
   trainer.train([&](const runtime::StepStats& s) {
     r.losses.push_back(s.loss);
     r.step_ms.push_back(s.ms);
     r.step_peak_bytes.push_back(static_cast<std::uint64_t>(s.peak_bytes));
     peak = std::max<std::uint64_t>(peak, static_cast<std::uint64_t>(s.peak_bytes));
+    floor = std::max<std::uint64_t>(floor, static_cast<std::uint64_t>(s.floor_bytes));
     std::string status = fmt::format("loss {:.4f}  {:.0f} ms/step  peak {}", s.loss, s.ms,
                                      format_bytes(static_cast<std::uint64_t>(s.peak_bytes)));
     if (plan && plan->budget_bytes) status += fmt::format(" / budget {}", format_bytes(plan->budget_bytes));
@@ -194,7 +215,11 @@ void run_train(const TrainArgs& a_in) {
     for (std::int64_t p : dp->gather(static_cast<std::int64_t>(peak))) {
       r.rank_peak_bytes.push_back(static_cast<std::uint64_t>(p));
     }
+    for (std::int64_t f : dp->gather(static_cast<std::int64_t>(floor))) {
+      r.rank_floor_bytes.push_back(static_cast<std::uint64_t>(f));
+    }
     r.world_size = world;
+    r.zero = a.zero;
     peak = *std::max_element(r.rank_peak_bytes.begin(), r.rank_peak_bytes.end());
   }
   r.final_loss = r.losses.back();
@@ -245,6 +270,7 @@ void add_train_command(CLI::App& app) {
   tidemark train --steps 1000 --save ckpt --save-every 100
   tidemark train --steps 1000 --resume ckpt --save ckpt --save-every 100   after a crash
   tidemark train --nproc 2 --batch 16 --report r.json   2 data-parallel ranks, 8 rows each
+  tidemark train --nproc 2 --batch 16 --zero 2     the same, optimizer state and gradients sharded
   torchrun --nproc-per-node 2 --no-python tidemark train --batch 16   the same, under torchrun
 The report (tidemark.report/1) has the measured peak of live tensor bytes, the median
 step time and the losses; with --plan it sets them beside the plan's prediction.)");
@@ -266,7 +292,7 @@ step time and the losses; with --plan it sets them beside the plan's prediction.
                   "a crash at any moment leaves the last completed save intact");
   cmd->add_option("--save-every", a->save_every, "also save every N steps (0: only at the end)")
       ->capture_default_str();
-  add_data_parallel_flags(cmd, a->nproc, a->bucket_mb);
+  add_data_parallel_flags(cmd, a->nproc, a->bucket_mb, a->zero);
   cmd->add_option("--resume", a->resume_dir,
                   "continue from the newest state saved in this directory, up to --steps in all; refused "
                   "when it was made for another model, seed, plan or corpus");

@@ -51,7 +51,7 @@ void add_model_flags(CLI::App* cmd, ModelConfig& c) {
   });
 }
 
-void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb) {
+void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb, int& zero) {
   const std::string g = "Data parallel";
   cmd->add_option("--nproc", nproc,
                   "data-parallel ranks to start on this machine (c10d: TCPStore; Gloo on the CPU, NCCL on "
@@ -61,6 +61,19 @@ void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb) {
       ->capture_default_str()->check(CLI::Range(1, 1024))->group(g);
   cmd->add_option("--bucket-mb", bucket_mb, "gradient bucket size for the all-reduce, in MiB")
       ->capture_default_str()->check(CLI::PositiveNumber)->group(g);
+  cmd->add_option("--zero", zero,
+                  "shard the training state over the ranks (ZeRO): 1 the optimizer state, 2 also the "
+                  "gradients, 3 also the parameters (gathered per stage as it runs); 0 replicates "
+                  "everything (plain data parallel). Needs --nproc N or torchrun")
+      ->capture_default_str()->check(CLI::Range(0, 3))->group(g);
+}
+
+void check_zero(int zero, int world) {
+  if (zero > 0 && world < 2) {
+    throw UserError(fmt::format("--zero {} shards the training state over data-parallel ranks, but this is a single "
+                                "process; add --nproc 2 (or more), or run under torchrun with WORLD_SIZE >= 2",
+                                zero));
+  }
 }
 
 ModelConfig per_rank_config(ModelConfig global, int world) {

@@ -8,8 +8,11 @@ namespace tidemark::cli {
 
 void add_model_flags(CLI::App* cmd, ModelConfig& config);
 
-// --nproc N and --bucket-mb (train, profile).
-void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb);
+// --nproc N, --bucket-mb and --zero K (train, profile).
+void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb, int& zero);
+
+// --zero K needs a job of at least 2 ranks (`world`): throws UserError saying how to get one.
+void check_zero(int zero, int world);
 
 // One rank's model config in a job of `world` ranks: --batch is the global batch (Note [data
 // parallel]). Throws UserError when it does not divide.

@@ -2,6 +2,7 @@
 // Private to core: ModelConfig <-> JSON, shared by every format that carries a config.
 #include "json_view.hpp"
 #include "tidemark/core/model_config.hpp"
+#include "tidemark/core/profile.hpp"
 
 namespace tidemark::detail {
 
@@ -35,6 +36,20 @@ inline ModelConfig config_from_json(const JsonView& v) {
     v.fail(e.what());
   }
   return c;
+}
+
+// "sharding" of a profile, and the "ranks" and "zero" of a plan's "profile".
+inline Sharding sharding_from_json(const JsonView& v) {
+  Sharding s;
+  const std::int64_t ranks = v.at("ranks").i64();
+  if (ranks < 1 || ranks > 65536) v.at("ranks").fail("must be a rank count in [1, 65536]");
+  const std::int64_t zero = v.at("zero").i64();
+  if (zero < 0 || zero > 3) v.at("zero").fail("must be a ZeRO stage, 0 to 3");
+  if (zero > 0 && ranks < 2) v.at("zero").fail("needs at least 2 ranks to shard over");
+  s.ranks = static_cast<int>(ranks);
+  s.zero = static_cast<int>(zero);
+  if (auto r = v.get("reduce_buffer_bytes")) s.reduce_buffer_bytes = r->u64();
+  return s;
 }
 
 }  // namespace tidemark::detail

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "json_view.hpp"
+#include "config_json.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/files.hpp"
 
@@ -161,6 +161,10 @@ std::string plan_to_json(const Plan& p) {
   doc["solver"] = p.solver;
   doc["budget_bytes"] = p.budget_bytes;
   doc["profile"] = json{{"model", p.model}, {"layers", p.stages}, {"digest", p.digest}};
+  if (p.sharding.known()) {
+    doc["profile"]["ranks"] = p.sharding.ranks;
+    doc["profile"]["zero"] = p.sharding.zero;
+  }
   doc["root"] = node_to_json(p.root);
   doc["predicted"] = json{{"peak_bytes", p.predicted.peak_bytes},
                           {"step_ms", p.predicted.step_ms},
@@ -181,6 +185,7 @@ Plan plan_from_json(const std::string& text, const std::string& source) {
   if (layers <= 0 || layers > 1 << 24) prof.at("layers").fail("must be a positive stage count");
   p.stages = static_cast<int>(layers);
   p.digest = prof.at("digest").str();
+  if (prof.get("ranks") || prof.get("zero")) p.sharding = detail::sharding_from_json(prof);
   p.root = node_from_json(root.at("root"), 0);
   if (p.root.op != NodeOp::Sequence) p.root = PlanNode::sequence(p.root.begin, p.root.end, {p.root});
   validate_plan_tree(p.root, p.stages, source);

@@ -50,6 +50,13 @@ StageVariant variant_from_json(const JsonView& v) {
 
 }  // namespace
 
+std::string Sharding::describe() const {
+  if (!known()) return "ranks not recorded";
+  std::string s = fmt::format("{} rank{}", ranks, ranks == 1 ? "" : "s");
+  if (zero > 0) s += fmt::format(", ZeRO-{}", zero);
+  return s;
+}
+
 std::string profile_to_json(const ChainProfile& p) {
   json doc = detail::document_header(kProfileSchema, kProfileVersion);
   doc["model"] = p.model;
@@ -67,6 +74,11 @@ std::string profile_to_json(const ChainProfile& p) {
                              {"inputs", p.static_bytes.inputs},
                              {"other", p.static_bytes.other},
                              {"resident", p.static_bytes.resident()}};
+  if (p.sharding.known()) {
+    doc["sharding"] = json{{"ranks", p.sharding.ranks},
+                           {"zero", p.sharding.zero},
+                           {"reduce_buffer_bytes", p.sharding.reduce_buffer_bytes}};
+  }
   doc["peak_bytes"] = p.peak_bytes;
   doc["step_ms"] = p.step_ms;
   doc["optimizer_peak_bytes"] = p.optimizer_peak_bytes;
@@ -123,6 +135,7 @@ ChainProfile profile_from_json(const std::string& text, const std::string& sourc
   p.static_bytes.optimizer_state = sb.at("optimizer_state").u64();
   p.static_bytes.inputs = sb.at("inputs").u64();
   if (auto o = sb.get("other")) p.static_bytes.other = o->u64();
+  if (auto sh = root.get("sharding")) p.sharding = detail::sharding_from_json(*sh);
   p.peak_bytes = root.at("peak_bytes").u64();
   if (p.peak_bytes == 0) root.at("peak_bytes").fail("must be positive");
   p.step_ms = root.at("step_ms").non_negative();

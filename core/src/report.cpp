@@ -38,7 +38,9 @@ std::string report_to_json(const Report& r) {
   if (r.budget_bytes) doc["budget_bytes"] = *r.budget_bytes;
   if (r.world_size > 1 || !r.rank_peak_bytes.empty()) {
     doc["world_size"] = r.world_size;
+    doc["zero"] = r.zero;
     doc["rank_peak_bytes"] = r.rank_peak_bytes;
+    doc["rank_floor_bytes"] = r.rank_floor_bytes;
     doc["comm_wait_ms"] = r.comm_wait_ms;
   }
   if (r.predicted) {
@@ -78,6 +80,14 @@ Report report_from_json(const std::string& text, const std::string& source) {
     const std::int64_t n = w->i64();
     if (n < 1 || n > 65536) throw FormatError(fmt::format("{}: world_size {} is not in [1, 65536]", source, n));
     r.world_size = static_cast<int>(n);
+  }
+  if (auto z = root.get("zero")) {
+    const std::int64_t k = z->i64();
+    if (k < 0 || k > 3) throw FormatError(fmt::format("{}: zero {} is not a ZeRO stage (0 to 3)", source, k));
+    r.zero = static_cast<int>(k);
+  }
+  if (auto s = root.get("rank_floor_bytes")) {
+    for (const auto& x : s->items()) r.rank_floor_bytes.push_back(x.u64());
   }
   if (auto s = root.get("rank_peak_bytes")) {
     for (const auto& x : s->items()) r.rank_peak_bytes.push_back(x.u64());

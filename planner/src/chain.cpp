@@ -37,7 +37,13 @@ std::uint64_t held_extra(std::uint64_t held_peak, std::uint64_t peak) {
 
 ChainCosts chain_from_profile(const ChainProfile& p) {
   ChainCosts c;
-  c.resident = p.static_bytes.resident();
+  // Note [ZeRO] (runtime/zero.hpp): from ZeRO-1 on, a parameter's gradient is copied into
+  // its stage's buffer and freed as soon as it is complete, so a stage's backward keeps no
+  // gradients (the measured backward peak counts the transient ones and the buffer); the
+  // gradient buffers that outlive a stage are static (ZeRO-1, measured in `other`) or, from
+  // ZeRO-2 on, the one still being reduced while the next stage's backward runs.
+  const bool sharded = p.sharding.zero > 0;
+  c.resident = p.static_bytes.resident() + (sharded ? p.sharding.reduce_buffer_bytes : 0);
   c.optimizer_peak = p.optimizer_peak_bytes;
   c.checkpoint_state = p.checkpoint_state_bytes;
   c.fixed_ms = p.fixed_ms();
@@ -64,7 +70,7 @@ ChainCosts chain_from_profile(const ChainProfile& p) {
     s.kind = l.kind;
     s.input = l.input_bytes;
     s.out = l.output_bytes;
-    s.param = l.param_bytes;
+    s.param = sharded ? 0 : l.param_bytes;
     s.input_grad = l.input_requires_grad;
     s.nograd_peak = l.forward_nograd_peak_bytes;
     s.nograd_ms = l.forward_nograd_ms;

@@ -260,6 +260,7 @@ Plan plan(const ChainProfile& profile, const Budget& budget, Solver solver, cons
   p.stages = chain.size();
   p.digest = profile.digest;
   p.model = profile.model;
+  p.sharding = profile.sharding;
   p.root = chosen.root;
   p.predicted = chosen.sim;
   p.baseline_peak_bytes = profile.peak_bytes;

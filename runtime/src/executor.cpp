@@ -1,5 +1,6 @@
 #include "tidemark/runtime/executor.hpp"
 
+#include <atomic>
 #include <fmt/format.h>
 
 #include "tidemark/profiler/allocator_hook.hpp"
@@ -7,6 +8,8 @@
 
 namespace tidemark::runtime {
 namespace {
+
+std::atomic<ParameterGather*> g_gather{nullptr};
 
 void check_variants(const PlanNode& n, const ChainModule& chain, const std::string& source) {
   if (n.op == NodeOp::Save && !n.variant.empty() && n.variant != "full") {
@@ -68,15 +71,22 @@ std::vector<torch::Tensor> PlanExecutor::parameters_of(int begin, int end) {
   return params;
 }
 
+ParameterGather* parameter_gather() { return g_gather.load(std::memory_order_acquire); }
+
+void set_parameter_gather(ParameterGather* gather) { g_gather.store(gather, std::memory_order_release); }
+
 Activations PlanExecutor::run_stage(int k, const Activations& a, const StageContext& ctx,
                                     const std::string& variant) {
   profiler::StageObserver* obs = profiler::active_observer();
-  if (!obs) return chain_.run_stage(k, a, ctx, variant);
-  const bool recompute = in_recompute();
-  const bool grad = torch::GradMode::is_enabled();
-  obs->forward_begin(k, recompute, grad);
+  ParameterGather* gather = parameter_gather();
+  // The gather runs inside the stage's observed span, so a profile counts its buffer and time.
+  if (obs) obs->forward_begin(k, in_recompute(), torch::GradMode::is_enabled());
+  if (gather) gather->before_forward(k);
   Activations out = chain_.run_stage(k, a, ctx, variant);
+  if (gather) out = gather->after_forward(k, std::move(out));
+  if (!obs) return out;
   obs->forward_end(k, profiler::allocated_bytes(out, a));  // inputs passed through are not new
+  // Outside the gather's node: the stage's backward span begins before the gather.
   return profiler::mark_stage_outputs(out, k);
 }
 

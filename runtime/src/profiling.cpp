@@ -169,6 +169,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   auto extra_step = [&](PlanExecutor& ex, int it) {
     torch::Tensor loss = forward(ex, subject.batch(it));
     loss.backward();
+    if (subject.after_backward) subject.after_backward();
     recorder.finish_backward();
     loss = torch::Tensor();
     for (auto& p : subject.parameters) p.mutable_grad().reset();
@@ -205,6 +206,7 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     if (trace) trace->begin_step(it, b);
     torch::Tensor loss = forward(executor, b);
     loss.backward();
+    if (subject.after_backward) subject.after_backward();
     recorder.finish_backward();
     if (trace) trace->after_backward();
     const std::int64_t live_after_backward = ledger.live();
@@ -370,9 +372,11 @@ ProfileRun profile_model(Trainer& trainer, const ProfileOptions& o) {
   GPT model = trainer.model();
   ProfileSubject s;
   s.chain = model.get();
-  s.parameters = model->parameters();
+  // At ZeRO-3 a rank keeps its shards of the parameters, not the parameters.
+  s.parameters = trainer.zero() && trainer.zero()->stage() == 3 ? trainer.zero()->shards() : model->parameters();
   s.buffers = model->buffers();
   s.optimizer = &trainer.optimizer();
+  if (trainer.zero()) s.after_backward = [&trainer] { trainer.finish_backward(); };
   const std::uint64_t first = static_cast<std::uint64_t>(trainer.steps_done());
   s.batch = [&trainer, first](int it) { return trainer.batch(first + static_cast<std::uint64_t>(it)); };
   s.optimizer_step = [&trainer] { trainer.optimizer_step(); };

@@ -98,7 +98,11 @@ void Trainer::zero_grad() {
 
 void Trainer::optimizer_step() {
   if (config_.max_grad_norm > 0) {
-    torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.max_grad_norm);
+    if (zero_) {
+      zero_->clip_grad_norm(config_.max_grad_norm);
+    } else {
+      torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.max_grad_norm);
+    }
   }
   const double warm = config_.warmup_steps > 0
                           ? std::min(1.0, static_cast<double>(step_ + 1) / config_.warmup_steps)
@@ -107,11 +111,33 @@ void Trainer::optimizer_step() {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(config_.learning_rate * warm);
   }
   optimizer_->step();
+  if (zero_) zero_->after_step();
 }
 
 void Trainer::use_data_parallel(DataParallel* dp, std::int64_t bucket_bytes) {
   dp_ = dp;
   dp_->attach(model_->parameters(), bucket_bytes);
+}
+
+void Trainer::use_zero(DataParallel* dp, int stage) {
+  dp_ = dp;
+  zero_ = std::make_unique<ZeroSharding>(*dp, *model_, stage);
+  // AdamW over the shards, with the options (and, on a resume, the state) it would have had.
+  const auto options = static_cast<const torch::optim::AdamWOptions&>(optimizer_->defaults());
+  optimizer_ = std::make_unique<torch::optim::AdamW>(zero_->shards(), options);
+  // ZeRO-3 gathers parameters around each stage, which needs the stages: run them through
+  // the executor, with Hugging Face-style checkpointing as its uniform plan.
+  if (stage == 3 && !executor_) {
+    use_plan(config_.gradient_checkpointing ? plan_uniform(*model_) : plan_no_checkpoint(model_->num_stages()));
+  }
+}
+
+void Trainer::finish_backward() {
+  if (zero_) {
+    zero_->finish_backward();
+  } else if (dp_) {
+    dp_->finish_backward();
+  }
 }
 
 void Trainer::use_plan(PlanNode root) {
@@ -154,9 +180,10 @@ StepStats Trainer::step() {
     trace_->begin_step(step_, b);
   }
   torch::Tensor loss = forward_loss(b);
-  if (dp_) dp_->before_backward();
+  if (dp_ && !zero_) dp_->before_backward();
   loss.backward();
-  if (dp_) dp_->finish_backward();
+  finish_backward();
+  const std::int64_t floor_bytes = ledger.live();
   if (trace_) {
     recorder_->finish_backward();
     trace_->after_backward();
@@ -169,7 +196,8 @@ StepStats Trainer::step() {
   b = Batch{};
   s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   s.peak_bytes = ledger.step_peak();
-  if (dp_) s.comm_wait_ms = dp_->last_comm_wait_ms();
+  s.floor_bytes = floor_bytes;
+  if (dp_) s.comm_wait_ms = zero_ ? zero_->last_comm_wait_ms() : dp_->last_comm_wait_ms();
   if (dp_) s.loss = dp_->average(s.loss);  // after the step's peak: its scalars are not the step's
   if (trace_) trace_->end_step(step_, s.peak_bytes, recorder_->take_ops());
   s.step = step_++;

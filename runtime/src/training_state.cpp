@@ -134,9 +134,18 @@ std::string save_training_state(const std::string& dir, Trainer& trainer) {
   ar.write("meta/data", c10::IValue(id.data));
   ar.write("meta/torch_version", c10::IValue(std::string(TORCH_VERSION)));
   torch::serialize::OutputArchive model_ar, optim_ar;
-  trainer.model()->save(model_ar);
+  if (const ZeroSharding* zero = trainer.zero()) {
+    // Note [ZeRO]: a rank saves its shards (the parameters are the same on every rank, or
+    // not whole on any); the buffers follow from the config.
+    ar.write("meta/sharding", c10::IValue(zero->layout()));
+    for (std::size_t i = 0; i < zero->shards().size(); ++i) {
+      ar.write(fmt::format("shard/{}", i), zero->shards()[i].detach(), /*is_buffer=*/true);
+    }
+  } else {
+    trainer.model()->save(model_ar);
+    ar.write("model", model_ar);
+  }
   trainer.optimizer().save(optim_ar);
-  ar.write("model", model_ar);
   ar.write("optimizer", optim_ar);
   const RngSnapshot rng = take_rng(trainer.device());
   ar.write("rng/cpu", rng.cpu, /*is_buffer=*/true);
@@ -191,17 +200,33 @@ int resume_training_state(const std::string& dir, Trainer& trainer) {
                                   version, kStateVersion));
   }
   const StateIdentity now = StateIdentity::of(trainer);
+  {
+    c10::IValue saved;
+    const std::string was = ar.try_read("meta/sharding", saved) && saved.isString() ? saved.toStringRef() : "no ZeRO";
+    const std::string is = trainer.zero() ? trainer.zero()->layout() : "no ZeRO";
+    if (was != is) {
+      throw UserError(fmt::format("state '{}' was saved by {} but this rank is {}; resume with the --nproc and "
+                                  "--zero it was saved with (a sharded state is not re-sharded)",
+                                  path, was, is));
+    }
   check_same("model", read_meta(ar, "config", path), now.config, path);
   check_same("checkpointing", read_meta(ar, "checkpointing", path), now.checkpointing, path);
   check_same("corpus", read_meta(ar, "data", path), now.data, path);
+  }
   const std::int64_t step = read_meta_int(ar, "step", path);
   if (step < 0 || step > 1'000'000'000) throw FormatError(fmt::format("training state '{}' has step {}", path, step));
 
   try {
     torch::serialize::InputArchive model_ar, optim_ar;
-    ar.read("model", model_ar);
+    if (ZeroSharding* zero = trainer.zero()) {
+      std::vector<torch::Tensor> shards(zero->shards().size());
+      for (std::size_t i = 0; i < shards.size(); ++i) ar.read(fmt::format("shard/{}", i), shards[i], true);
+      zero->load_shards(shards);
+    } else {
+      ar.read("model", model_ar);
+      trainer.model()->load(model_ar);
+    }
     ar.read("optimizer", optim_ar);
-    trainer.model()->load(model_ar);
     trainer.optimizer().load(optim_ar);
     RngSnapshot rng;
     ar.read("rng/cpu", rng.cpu, /*is_buffer=*/true);

@@ -161,3 +161,32 @@ TEST_CASE("median", "[core]") {
   CHECK(median({3, 1, 2}) == 2);
   CHECK(median({4, 1, 3, 2}) == 2.5);
 }
+
+TEST_CASE("a profile's and a plan's sharding round-trip, and bad ones are refused", "[core]") {
+  ChainProfile p = testing::make_profile(2);
+  CHECK_FALSE(profile_from_json(profile_to_json(p), "p.json").sharding.known());  // files from before ZeRO
+  p.sharding = Sharding{2, 3, 4096};
+  const ChainProfile q = profile_from_json(profile_to_json(p), "p.json");
+  CHECK(q.sharding == p.sharding);
+  CHECK(q.sharding.reduce_buffer_bytes == 4096);
+  CHECK(q.sharding.describe() == "2 ranks, ZeRO-3");
+
+  json doc = json::parse(profile_to_json(p));
+  json stage = doc;
+  stage["sharding"]["zero"] = 4;
+  CHECK(contains(format_error_of([&] { profile_from_json(stage.dump(), "p.json"); }), "sharding.zero"));
+  json alone = doc;
+  alone["sharding"]["ranks"] = 1;
+  CHECK(contains(format_error_of([&] { profile_from_json(alone.dump(), "p.json"); }), "at least 2 ranks"));
+
+  Plan plan;
+  plan.solver = "optimal";
+  plan.stages = 4;
+  plan.digest = "abc";
+  plan.root = PlanNode::sequence(0, 4, {PlanNode::save(0, 4)});
+  CHECK_FALSE(plan_from_json(plan_to_json(plan), "plan.json").sharding.known());
+  plan.sharding = Sharding{4, 1, 0};
+  const Plan back = plan_from_json(plan_to_json(plan), "plan.json");
+  CHECK(back.sharding == plan.sharding);
+  CHECK(back.sharding.describe() == "4 ranks, ZeRO-1");
+}

@@ -80,3 +80,18 @@ TEST_CASE("profiles whose stages do not form a chain are refused", "[planner]") 
   r.stages[1].variants.push_back(StageVariant{"full", 1, 1, 1, 1, 1});
   CHECK_THROWS_AS(chain_from_profile(r), FormatError);
 }
+
+TEST_CASE("from ZeRO-1 on a stage's backward keeps no gradients, and one reduction is in flight", "[planner]") {
+  ChainProfile p = testing::make_profile(4);
+  const ChainCosts plain = chain_from_profile(p);
+  p.sharding = Sharding{2, 2, 500'000};
+  const ChainCosts z2 = chain_from_profile(p);
+  CHECK(z2.resident == plain.resident + 500'000);
+  for (const auto& s : z2.stages) CHECK(s.param == 0);
+  // Without kept gradients the end of backward holds only the static bytes (and the loss).
+  const Prediction none = simulate(z2, no_checkpoint(z2.size()));
+  CHECK(none.end_bytes == z2.resident + z2.stages.back().out);
+  // ZeRO-1's stage buffers are static (measured in `other`): nothing in flight is added.
+  p.sharding = Sharding{2, 1, 0};
+  CHECK(chain_from_profile(p).resident == plain.resident);
+}

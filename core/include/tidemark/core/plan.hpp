@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tidemark/core/profile.hpp"
+
 namespace tidemark {
 
 inline constexpr const char* kPlanSchema = "tidemark.plan";
@@ -48,6 +50,9 @@ struct Plan {
   int stages = 0;           // stage count of the profile it was made from (JSON "layers")
   std::string digest;       // that profile's digest
   std::string model = "gpt";
+  // The profile's ranks and ZeRO stage: a plan's budget is per rank and holds only for the
+  // sharding it was made for (JSON "profile": "ranks", "zero"; absent: not recorded).
+  Sharding sharding;
   PlanNode root;
   Prediction predicted;
   std::uint64_t baseline_peak_bytes = 0;  // the profile's no-checkpoint peak

@@ -61,6 +61,22 @@ struct StaticBytes {
   std::uint64_t resident() const { return parameters + optimizer_state + inputs + other; }
 };
 
+// How the profiled rank holds its training state (profile --nproc N --zero K): data parallel
+// over `ranks`, ZeRO stage `zero` (0: everything replicated). Note [ZeRO] in
+// runtime/zero.hpp says what each stage keeps.
+struct Sharding {
+  int ranks = 0;  // 0: not recorded (files from before sharding); the writers always record it
+  int zero = 0;
+  // ZeRO-2/3: the largest stage's gradient buffer. One is still being reduced while the next
+  // stage's backward runs, on top of what that stage's measured backward peak counts.
+  std::uint64_t reduce_buffer_bytes = 0;
+
+  bool operator==(const Sharding& o) const { return ranks == o.ranks && zero == o.zero; }
+  bool known() const { return ranks > 0; }
+  // "2 ranks, ZeRO-2", "1 rank" for messages.
+  std::string describe() const;
+};
+
 struct ChainProfile {
   // "gpt" for tidemark's own model (config then describes it and the stage count must be
   // config.layers + 2); another name for a user's chain profiled through the C++ API.
@@ -74,6 +90,7 @@ struct ChainProfile {
   // "wall-synchronized" (CUDA without CUPTI: the device is synchronized at stage bounds).
   std::string timing = "wall";
   StaticBytes static_bytes;
+  Sharding sharding;  // JSON "sharding", optional (absent: one rank, nothing sharded)
   std::uint64_t peak_bytes = 0;            // measured no-checkpoint peak of a step
   double step_ms = 0;                      // measured no-checkpoint median step time
   std::uint64_t optimizer_peak_bytes = 0;  // above live bytes before zero_grad/step

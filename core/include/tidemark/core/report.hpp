@@ -34,7 +34,11 @@ struct Report {
   // largest rank's): each rank's measured peak, and the milliseconds per step rank 0
   // waited for gradient all-reduces after its backward.
   int world_size = 1;
+  int zero = 0;  // the ZeRO stage (Note [ZeRO]), 0 for plain data parallel
   std::vector<std::uint64_t> rank_peak_bytes;
+  // Each rank's live bytes once backward and its reductions are done, before the optimizer
+  // step: parameters, gradients, optimizer state and buffers, the batch; no activations.
+  std::vector<std::uint64_t> rank_floor_bytes;
   std::vector<double> comm_wait_ms;
 };
 

@@ -50,6 +50,8 @@ struct DistEnv {
 // timeout.
 std::optional<DistEnv> dist_env_from_environment();
 
+struct Comm;  // c10d_backends.hpp
+
 class DataParallel {
  public:
   // Joins the job (blocks until every rank has, or the timeout) with Gloo for `device`
@@ -88,6 +90,10 @@ class DataParallel {
   double average(double value);
   // Every rank's value, by rank.
   std::vector<std::int64_t> gather(std::int64_t value);
+
+  // The process group and its timer, for ZeroSharding.
+  Comm& comm();
+  const DistEnv& env() const { return env_; }
 
   struct Impl;  // shared with the autograd hooks, which hold it weakly
 

@@ -24,6 +24,22 @@ class PlanMismatch : public UserError {
 // chain: stage count, digest, unknown variants, budget below the plan's own predicted peak.
 void check_plan_matches(const Plan& plan, const ChainModule& chain, const std::string& source);
 
+// Where stage parameters come from when a rank does not keep them whole (ZeRO-3: Note [ZeRO]
+// in zero.hpp). The executor calls it around every stage's forward, recomputes included.
+class ParameterGather {
+ public:
+  virtual ~ParameterGather() = default;
+  // Stage k's parameters are whole when this returns.
+  virtual void before_forward(int k) = 0;
+  // Frees them again, and returns the outputs through a node that gathers them when the
+  // stage's backward begins.
+  virtual Activations after_forward(int k, Activations outputs) = 0;
+};
+
+// The process's parameter gather, or nullptr (set by ZeroSharding at ZeRO-3).
+ParameterGather* parameter_gather();
+void set_parameter_gather(ParameterGather* gather);
+
 class PlanExecutor {
  public:
   // The chain must outlive the executor and every graph it builds.

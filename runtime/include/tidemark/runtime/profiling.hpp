@@ -54,6 +54,7 @@ struct ProfileSubject {
   torch::optim::Optimizer* optimizer = nullptr;
   std::function<Batch(int iteration)> batch;
   std::function<void()> optimizer_step;  // default: optimizer->step()
+  std::function<void()> after_backward;  // after every loss.backward() (a ZeRO reduction)
   torch::Device device = torch::kCPU;
   std::string dtype = "float32";        // "bfloat16": forward under autocast
   std::string model_name = "custom";    // "gpt" with `config`

@@ -18,6 +18,7 @@
 #include "tidemark/runtime/executor.hpp"
 #include "tidemark/runtime/gpt.hpp"
 #include "tidemark/runtime/trace_session.hpp"
+#include "tidemark/runtime/zero.hpp"
 
 namespace tidemark::runtime {
 
@@ -44,6 +45,7 @@ struct StepStats {
   double ms = 0;
   std::int64_t peak_bytes = 0;  // live-bytes peak of this step (allocator hook)
   double comm_wait_ms = 0;      // data parallel: waiting for gradient all-reduces after backward
+  std::int64_t floor_bytes = 0; // live bytes after backward and its reductions (no activations)
 };
 
 // Note [CPU allocator]
@@ -106,6 +108,13 @@ class Trainer {
   // trainer's steps.
   void use_data_parallel(DataParallel* dp, std::int64_t bucket_bytes);
   DataParallel* data_parallel() const { return dp_; }
+  // Trains as one rank of a data-parallel job with its state sharded at ZeRO `stage` (1-3;
+  // Note [ZeRO]) from now on, instead of use_data_parallel: the optimizer then steps this
+  // rank's shards. `dp` must outlive the trainer's steps.
+  void use_zero(DataParallel* dp, int stage);
+  ZeroSharding* zero() const { return zero_.get(); }
+  // After loss.backward(): the data-parallel or ZeRO reduction (nothing for one process).
+  void finish_backward();
   // Continue counting from `step` (a resumed state: Note [training state]).
   void set_steps_done(int step) { step_ = step; }
 
@@ -136,6 +145,7 @@ class Trainer {
   bool prepared_ = false;
   int step_ = 0;
   DataParallel* dp_ = nullptr;
+  std::unique_ptr<ZeroSharding> zero_;
 };
 
 }  // namespace tidemark::runtime
