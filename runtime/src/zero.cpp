@@ -12,6 +12,7 @@
 #include "grad_ready_hook.hpp"
 #include "tidemark/core/bytes.hpp"
 #include "tidemark/core/error.hpp"
+#include "tidemark/profiler/stage_observer.hpp"
 #include "tidemark/runtime/distributed.hpp"
 #include "tidemark/runtime/executor.hpp"
 
@@ -38,6 +39,7 @@ struct ZeroSharding::Impl : ParameterGather {
     c10::intrusive_ptr<c10d::Work> work;
   };
 
+  std::weak_ptr<Impl> self;
   DataParallel* dp = nullptr;
   Comm* comm = nullptr;
   int zero = 0, rank = 0, world = 1;
@@ -51,11 +53,13 @@ struct ZeroSharding::Impl : ParameterGather {
   std::size_t next_launch = 0;
   Unit* in_flight = nullptr;
   std::string failure;
+  double waited_ms = 0;     // blocked in collectives since the last finish_backward
   double comm_wait_ms = 0;
 
   bool nccl() const { return comm->stream_ordered; }
 
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       // 0 ms is c10d's "no timeout": NCCL's wait only orders streams.
       work->wait(nccl() ? std::chrono::milliseconds(0) : timeout);
@@ -63,6 +67,7 @@ struct ZeroSharding::Impl : ParameterGather {
       throw RunFailure(fmt::format("rank {}: a ZeRO {} failed (another rank stopped, or the network failed): {}",
                                    rank, what, e.what()));
     }
+    waited_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 
   c10::intrusive_ptr<c10d::Work> all_reduce(torch::Tensor t) {
@@ -217,46 +222,16 @@ struct ZeroSharding::Impl : ParameterGather {
   }
 };
 
-namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// Identity on a stage's outputs whose backward gathers the stage's parameters (ZeRO-3).
-struct GatherOnBackward : public torch::autograd::Function<GatherOnBackward> {
-  static variable_list forward(AutogradContext* ctx, at::TensorList xs, int64_t stage) {
-    ctx->saved_data["stage"] = stage;
-    ctx->set_materialize_grads(false);
-    return xs.vec();
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (auto* z = dynamic_cast<ZeroSharding::Impl*>(parameter_gather())) {
-      z->before_backward(static_cast<int>(ctx->saved_data["stage"].toInt()));
-    }
-    grads.emplace_back();  // for `stage`
-    return grads;
-  }
-};
-
-}  // namespace
 
 Activations ZeroSharding::Impl::after_forward(int k, Activations outputs) {
   const int ui = unit_of_stage[static_cast<std::size_t>(k)];
   if (ui < 0) return outputs;
   release(units[static_cast<std::size_t>(ui)]);
-  if (!torch::GradMode::is_enabled()) return outputs;
-  std::vector<torch::Tensor> marked;
-  std::vector<std::size_t> where;
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    if (outputs[i].defined() && outputs[i].requires_grad()) {
-      marked.push_back(outputs[i]);
-      where.push_back(i);
-    }
-  }
-  if (marked.empty()) return outputs;
-  marked = GatherOnBackward::apply(at::TensorList(marked), static_cast<int64_t>(k));
-  for (std::size_t i = 0; i < where.size(); ++i) outputs[where[i]] = marked[i];
-  return outputs;
+  // The node holds this sharding weakly: a graph may outlive it.
+  std::weak_ptr<Impl> weak = self;
+  return profiler::call_on_backward(outputs, [weak, k](const torch::Tensor&) {
+    if (auto z = weak.lock()) z->before_backward(k);
+  });
 }
 
 ZeroSharding::ZeroSharding(DataParallel& dp, ChainModule& chain, int stage) : impl_(std::make_shared<Impl>()) {
@@ -267,6 +242,7 @@ ZeroSharding::ZeroSharding(DataParallel& dp, ChainModule& chain, int stage) : im
   }
   if (parameter_gather()) throw UserError("a ZeRO sharding already exists in this process; make one per rank");
   Impl& s = *impl_;
+  s.self = impl_;
   s.dp = &dp;
   s.comm = &dp.comm();
   s.zero = stage;
@@ -348,7 +324,6 @@ const std::vector<torch::Tensor>& ZeroSharding::shards() const { return impl_->s
 
 void ZeroSharding::finish_backward() {
   Impl& s = *impl_;
-  const auto t0 = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (!s.failure.empty()) {
@@ -365,7 +340,7 @@ void ZeroSharding::finish_backward() {
     if (s.in_flight) s.complete(*s.in_flight);
     for (Impl::Unit& u : s.units) s.release(u);  // ZeRO-3: the first stage's, still gathered
   }
-  s.comm_wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  s.comm_wait_ms = std::exchange(s.waited_ms, 0.0);
   torch::NoGradGuard no_grad;
   const double inv = 1.0 / s.world;
   for (Impl::Unit& u : s.units) {

@@ -142,9 +142,10 @@ TEST_CASE("each ZeRO stage cuts a rank's floor by what it shards", "[torch][zero
   }
 }
 
-TEST_CASE("a plan profiled at a ZeRO stage holds each rank's budget", "[torch][zero][gloo]") {
+TEST_CASE("a plan profiled for a sharding holds each rank's budget, and only for it", "[torch][zero][ddp][gloo]") {
   const std::string model = "--layers 3 --d-model 32 --heads 2 --seq 64 --batch 8 --dropout 0.1";
-  for (int zero : {2, 3}) {
+  // ZeRO-0 is plain data parallel, profiled by one process standing for a rank.
+  for (int zero : {0, 2, 3}) {
     INFO("ZeRO-" << zero);
     const std::string dir = scratch_dir(fmt::format("zero-plan-{}", zero));
     const std::string z = fmt::format(" --nproc 2 --zero {}", zero);
@@ -158,7 +159,7 @@ TEST_CASE("a plan profiled at a ZeRO stage holds each rank's budget", "[torch][z
     INFO(plan.output);
     REQUIRE(plan.rc == 0);
     Run train = run_tidemark("train " + model + z + " --steps 3 -q --plan " + dir + "/plan.json --report " + dir +
-                             "/r.json");
+                             "/r.json --trace " + dir + "/t.json");
     INFO(train.output);
     REQUIRE(train.rc == 0);
     const auto r = report(dir + "/r.json");
@@ -169,12 +170,16 @@ TEST_CASE("a plan profiled at a ZeRO stage holds each rank's budget", "[torch][z
       CHECK(peak.get<std::uint64_t>() <= budget);
       CHECK(std::abs(peak.get<double>() - predicted) <= 0.05 * predicted);
     }
+    CHECK(r["comm_wait_ms"].size() == 3);
+    CHECK(file_exists(dir + "/t.rank0.json"));  // one trace per rank
+    CHECK(file_exists(dir + "/t.rank1.json"));
     // The same plan for another sharding is refused before any rank starts.
     Run other = run_tidemark("train " + model + " --nproc 2 --zero 1 --steps 1 -q --plan " + dir + "/plan.json");
     INFO(other.output);
     CHECK(other.rc == 2);
     CHECK(error_lines(other.output) == 1);
-    CHECK(other.output.find(fmt::format("the plan was made for 2 ranks, ZeRO-{}", zero)) != std::string::npos);
+    CHECK(other.output.find(zero ? fmt::format("the plan was made for 2 ranks, ZeRO-{} (", zero)
+                                 : std::string("the plan was made for 2 ranks (")) != std::string::npos);
     CHECK(other.output.find("[rank") == std::string::npos);
   }
 }
@@ -206,6 +211,12 @@ TEST_CASE("ZeRO shards save and resume exactly, and only into the same sharding"
   CHECK(other.output.find("was saved by ZeRO-3, rank 0 of 2 but this rank is ZeRO-2, rank 0 of 2") !=
         std::string::npos);
   CHECK(error_lines(other.output) == 1);
+
+  // On 4 ranks the shards would be cut otherwise: refused, not re-sharded.
+  Run four = run_tidemark("train " + model + " --nproc 4 --zero 3 -q --steps 8 --resume " + dir + "/split");
+  INFO(four.output);
+  CHECK(four.rc == 2);
+  CHECK(error_lines(four.output) == 1);
 }
 
 TEST_CASE("ZeRO flags are checked before any rank starts", "[torch][zero]") {

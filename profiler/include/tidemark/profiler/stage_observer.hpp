@@ -7,6 +7,7 @@
 // autograd node on every stage output (mark_stage_output); its backward fires when the
 // gradient of that output is complete, i.e. when the stage's backward begins. The stage's
 // backward ends when the next such event, a recompute, or the end of backward arrives.
+#include <functional>
 #include <torch/torch.h>
 #include <vector>
 
@@ -33,6 +34,12 @@ class StageObserver {
 // The process-wide observer, or nullptr. Set by the profiler for the duration of a run.
 StageObserver* active_observer();
 void set_active_observer(StageObserver* observer);
+
+// Identity on `outputs` (those that carry gradients) whose backward runs `fn` once, with the
+// first defined gradient, when the gradients of all of them are complete. Returns `outputs`
+// unchanged when there is no graph to mark.
+std::vector<torch::Tensor> call_on_backward(const std::vector<torch::Tensor>& outputs,
+                                            std::function<void(const torch::Tensor& first_grad)> fn);
 
 // Identity on a stage's outputs whose backward calls active_observer()->backward_begin(stage)
 // once, when the gradients of all of them are complete. Returns `outputs` unchanged when

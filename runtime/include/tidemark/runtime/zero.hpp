@@ -69,7 +69,10 @@ class ZeroSharding {
   // ranks, and sets every shard's .grad. Throws RunFailure when a collective fails or a
   // parameter got no gradient.
   void finish_backward();
-  // The milliseconds the last finish_backward waited for communication.
+  // The milliseconds this rank sat blocked in collectives from the previous finish_backward
+  // to the end of this one: the last step's parameter gathers after its optimizer step, this
+  // step's gathers, the reductions a launch waited for, and the final wait. Unlike plain data
+  // parallel's figure (the wait after backward only), it counts waits inside backward too.
   double last_comm_wait_ms() const;
 
   // Scales the shards' gradients so that the model's global L2 norm is at most max_norm, as
