@@ -72,7 +72,7 @@ void run_profile(const ProfileArgs& a_in) {
   // stands for a rank of a plain data-parallel job.
   const std::optional<runtime::DistEnv> env = a.zero > 0 ? runtime::dist_env_from_environment() : std::nullopt;
   const int world = env ? env->world_size : a.nproc;
-  check_zero(a.zero, world);
+  check_zero(a.zero, world, env.has_value());
   const bool writer = !env || env->rank == 0;  // one rank writes the files and talks
   if (!writer) a.quiet = true;
   if (writer) {

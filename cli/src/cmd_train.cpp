@@ -76,7 +76,7 @@ void run_train(const TrainArgs& a_in) {
   // NCCL, or once per rank).
   runtime::resolve_device(a.model.device);
   const int job_ranks = env ? env->world_size : a.nproc;
-  check_zero(a.zero, job_ranks);
+  check_zero(a.zero, job_ranks, env.has_value());
   std::optional<Plan> plan;
   if (!a.plan_path.empty()) {
     plan = read_plan(a.plan_path);

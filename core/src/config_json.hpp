@@ -45,7 +45,6 @@ inline Sharding sharding_from_json(const JsonView& v) {
   if (ranks < 1 || ranks > 65536) v.at("ranks").fail("must be a rank count in [1, 65536]");
   const std::int64_t zero = v.at("zero").i64();
   if (zero < 0 || zero > 3) v.at("zero").fail("must be a ZeRO stage, 0 to 3");
-  if (zero > 0 && ranks < 2) v.at("zero").fail("needs at least 2 ranks to shard over");
   s.ranks = static_cast<int>(ranks);
   s.zero = static_cast<int>(zero);
   if (auto r = v.get("reduce_buffer_bytes")) s.reduce_buffer_bytes = r->u64();

@@ -5,6 +5,7 @@
 // starts; a rank that dies ends the job. Runs the tidemark binary on Gloo.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "catch.hpp"
 #include "cli/run.hpp"
@@ -240,4 +241,45 @@ TEST_CASE("a ZeRO rank that dies stops the job with an error, not a hang", "[tor
   INFO(r.output);
   CHECK(r.rc == 1);
   CHECK(r.output.find("error: rank 1 of 2 was killed by signal 9") != std::string::npos);
+}
+
+namespace {
+
+// A one-rank job under torchrun's environment runs every collective of every ZeRO stage with
+// nothing to shard: it must train like the plain process (the only difference is the order
+// in which the gradient norm is summed).
+void one_rank_jobs_train_like_one_process(const std::string& device) {
+  const std::string dir = scratch_dir("zero-one-rank-" + device);
+  const std::string common = "train --device " + device + " " + kModel + " --steps 10 -q";
+  Run one = run_tidemark(common + " --report " + dir + "/one.json");
+  INFO(one.output);
+  REQUIRE(one.rc == 0);
+  const auto l1 = losses(dir + "/one.json");
+  for (int zero : {1, 2, 3}) {
+    INFO("ZeRO-" << zero);
+    std::mt19937 rng(std::random_device{}());
+    Run solo = run_command(fmt::format("WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT={} {} {} "
+                                       "--zero {} --report {}/z{}.json",
+                                       20000 + static_cast<int>(rng() % 20000), tidemark_path(), common, zero, dir,
+                                       zero));
+    INFO(solo.output);
+    REQUIRE(solo.rc == 0);
+    const auto ls = losses(fmt::format("{}/z{}.json", dir, zero));
+    REQUIRE(ls.size() == l1.size());
+    for (size_t i = 0; i < l1.size(); ++i) CHECK(std::abs(l1[i] - ls[i]) <= 1e-6 * std::abs(l1[i]));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a one-rank ZeRO job on Gloo trains like one process", "[torch][zero][gloo]") {
+  one_rank_jobs_train_like_one_process("cpu");
+}
+
+TEST_CASE("a one-rank ZeRO job on NCCL trains like one process", "[torch][zero][cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA GPU visible to LibTorch: skipped");
+    return;
+  }
+  one_rank_jobs_train_like_one_process("cuda");
 }
