@@ -71,7 +71,7 @@ void add_data_parallel_flags(CLI::App* cmd, int& nproc, double& bucket_mb, int& 
 void check_zero(int zero, int world, bool in_job) {
   if (zero > 0 && world < 2 && !in_job) {
     throw UserError(fmt::format("--zero {} shards the training state over data-parallel ranks, but this is a single "
-                                "process; add --nproc 2 (or more), or run under torchrun with WORLD_SIZE >= 2",
+                                "process; add --nproc 2 (or more), or run it under torchrun",
                                 zero));
   }
 }

@@ -94,8 +94,6 @@ struct ZeroSharding::Impl : ParameterGather {
 
   // ---- ZeRO-3: full parameters only while a stage runs
 
-  static c10::StorageImpl* storage(const Unit& u) { return u.flat.storage().unsafeGetStorageImpl(); }
-
   // Frees t's memory now, whoever else still refers to t: Gloo's worker thread drops its
   // reference to a collective's tensors only some time after the collective completes, and
   // memory freed "some time later" is memory no plan can count on.
@@ -107,7 +105,7 @@ struct ZeroSharding::Impl : ParameterGather {
 
   void gather(Unit& u) {
     if (u.gathered) return;
-    c10::StorageImpl* s = storage(u);
+    c10::StorageImpl* s = u.flat.storage().unsafeGetStorageImpl();
     const std::size_t bytes = static_cast<std::size_t>(u.padded) * u.flat.element_size();
     s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
     s->set_nbytes(bytes);
