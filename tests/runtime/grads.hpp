@@ -16,6 +16,7 @@ inline std::vector<torch::Tensor> grads_of(torch::nn::Module& m) {
 // Max over tensors of max|a - b| / max|a|: the relative difference the issues bound.
 inline double max_relative_difference(const std::vector<torch::Tensor>& a,
                                       const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return INFINITY;  // so is a missing tensor
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].defined() || !b[i].defined()) return INFINITY;  // a missing gradient is a failure

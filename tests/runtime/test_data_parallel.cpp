@@ -10,6 +10,7 @@
 
 #include "catch.hpp"
 #include "cli/run.hpp"
+#include "grads.hpp"
 #include "tidemark/runtime/gpt.hpp"
 
 using namespace tidemark;
@@ -49,15 +50,6 @@ int random_port() {
   return 20000 + static_cast<int>(rng() % 20000);
 }
 
-double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double scale = a[i].abs().max().item<double>();
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / std::max(scale, 1e-12));
-  }
-  return worst;
-}
 
 }  // namespace
 

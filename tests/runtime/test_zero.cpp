@@ -9,6 +9,7 @@
 
 #include "catch.hpp"
 #include "cli/run.hpp"
+#include "grads.hpp"
 #include "tidemark/runtime/gpt.hpp"
 
 using namespace tidemark;
@@ -75,15 +76,6 @@ std::vector<torch::Tensor> stage_parameters(const std::vector<std::string>& dirs
   return out;
 }
 
-double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double scale = a[i].abs().max().item<double>();
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / std::max(scale, 1e-12));
-  }
-  return worst;
-}
 
 std::vector<double> losses(const std::string& report_path) {
   return report(report_path)["losses"].get<std::vector<double>>();
