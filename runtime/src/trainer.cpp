@@ -13,6 +13,15 @@
 #include "tidemark/core/error.hpp"
 
 namespace tidemark::runtime {
+namespace {
+
+// The plan that runs what `config` asks through the executor when it gives no plan: Hugging
+// Face-style checkpointing as its uniform plan, or none.
+PlanNode executor_plan(GPTImpl& model, const TrainingConfig& config) {
+  return config.gradient_checkpointing ? plan_uniform(model) : plan_no_checkpoint(model.num_stages());
+}
+
+}  // namespace
 
 void tune_cpu_allocator() {
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
@@ -127,9 +136,7 @@ void Trainer::use_zero(DataParallel* dp, int stage) {
   optimizer_ = std::make_unique<torch::optim::AdamW>(zero_->shards(), options);
   // ZeRO-3 gathers parameters around each stage, which needs the stages: run them through
   // the executor, with Hugging Face-style checkpointing as its uniform plan.
-  if (stage == 3 && !executor_) {
-    use_plan(config_.gradient_checkpointing ? plan_uniform(*model_) : plan_no_checkpoint(model_->num_stages()));
-  }
+  if (stage == 3 && !executor_) use_plan(executor_plan(*model_, config_));
 }
 
 void Trainer::finish_backward() {
@@ -145,10 +152,7 @@ void Trainer::use_plan(PlanNode root) {
 }
 
 void Trainer::enable_trace() {
-  if (!executor_) {
-    use_plan(config_.gradient_checkpointing ? plan_uniform(*model_)
-                                            : plan_no_checkpoint(model_->num_stages()));
-  }
+  if (!executor_) use_plan(executor_plan(*model_, config_));
   recorder_ = std::make_unique<profiler::StageRecorder>(profiler::ledger());
   recorder_->install();
   const std::string mode = config_.plan ? "plan" : (config_.gradient_checkpointing ? "uniform" : "none");
