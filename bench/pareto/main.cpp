@@ -90,6 +90,7 @@ const char* color_of(planner::Solver s) {
   switch (s) {
     case planner::Solver::Optimal: return "#d62728";
     case planner::Solver::Uniform: return "#1f77b4";
+    case planner::Solver::UniformOffload: return "#17becf";
     case planner::Solver::EveryK: return "#2ca02c";
     case planner::Solver::Sqrt: return "#9467bd";
     case planner::Solver::Revolve: return "#ff7f0e";
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
     const planner::ChainCosts chain = planner::chain_from_profile(blocks_only);
     const planner::ChainCosts chain_var = planner::chain_from_profile(profile);
     std::vector<Contender> contenders;
-    for (planner::Solver s : planner::all_solvers()) contenders.push_back({planner::to_string(s), s, false, color_of(s)});
+    for (planner::Solver s : planner::solvers_for(chain_var)) contenders.push_back({planner::to_string(s), s, false, color_of(s)});
     if (!no_variants) contenders.push_back({"optimal+variants", planner::Solver::Optimal, true, "#8c564b"});
     const std::uint64_t lo = std::min(planner::minimum_peak(chain), planner::minimum_peak(chain_var));
     const std::uint64_t hi = profile.peak_bytes;

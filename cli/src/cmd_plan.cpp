@@ -44,9 +44,16 @@ state, inputs, activations and temporaries. A budget below the smallest peak any
 reaches is refused with that minimum.
 
 Solvers: optimal (default: the fastest plan for the budget, by dynamic program), uniform
-(Hugging Face: every block checkpointed), every-k (--k blocks per checkpoint; without --k
-the fastest k that fits), sqrt (Chen et al.: segments of sqrt(blocks)), revolve
-(Griewank-Walther binomial schedule), none (no checkpointing).
+(Hugging Face: every block checkpointed), uniform-offload (Hugging Face's offload option:
+uniform, each checkpoint's input in pinned host memory), every-k (--k blocks per
+checkpoint; without --k the fastest k that fits), sqrt (Chen et al.: segments of
+sqrt(blocks)), revolve (Griewank-Walther binomial schedule), none (no checkpointing).
+
+Offload: on a profile made on a CUDA device (it records the host link's bandwidth), the
+optimal solver may also keep a stage's saved tensors, or a checkpoint's input, in pinned
+host memory between forward and backward, wherever that is faster than recomputing for
+the same budget. The budget bounds device memory; the plan says how much host memory it
+takes. On the CPU there is nothing to offload to, and no plan offloads.
 
 Examples:
   tidemark plan profile.json --budget 0.5 -o plan.json
@@ -111,6 +118,12 @@ void print_summary(const ChainProfile& profile, const ChainCosts& chain, const P
       uniform.peak_bytes > budget_bytes
           ? fmt::format(", which peaks at {}, over the budget", format_bytes(uniform.peak_bytes))
           : "");
+  if (offloads(plan.root)) {
+    fmt::print("offload: at most {} in pinned host memory; {:.2f} ms of copies not hidden behind compute "
+               "(host link {:.1f} GB/s out, {:.1f} GB/s in)\n",
+               format_bytes(plan.sim.host_peak_bytes), plan.sim.copy_ms, chain.d2h_bytes_per_ms / 1e6,
+               chain.h2d_bytes_per_ms / 1e6);
+  }
 }
 
 // The optimal plan at `budget_bytes` for each profile, side by side (--compare), as text.

@@ -1,6 +1,7 @@
 #include "tidemark/core/plan.hpp"
 
 #include <fmt/format.h>
+#include <functional>
 
 #include "config_json.hpp"
 #include "tidemark/core/error.hpp"
@@ -63,6 +64,7 @@ void validate_node(const PlanNode& n, const std::string& where, const std::strin
   };
   if (n.begin >= n.end) fail(fmt::format("empty or reversed range [{}, {})", n.begin, n.end));
   if (n.op != NodeOp::Save && !n.variant.empty()) fail("only save nodes take a variant");
+  if (n.op == NodeOp::Sequence && n.offload) fail("a sequence does not offload; set offload on its save or checkpoint nodes");
   if (n.op == NodeOp::Save) {
     if (!n.children.empty()) fail("a save node has no children");
     return;
@@ -88,6 +90,7 @@ void validate_node(const PlanNode& n, const std::string& where, const std::strin
 json node_to_json(const PlanNode& n) {
   json j{{"op", to_string(n.op)}, {"begin", n.begin}, {"end", n.end}};
   if (!n.variant.empty()) j["variant"] = n.variant;
+  if (n.offload) j["offload"] = true;
   if (n.op != NodeOp::Save) {
     json kids = json::array();
     for (const auto& c : n.children) kids.push_back(node_to_json(c));
@@ -114,6 +117,7 @@ PlanNode node_from_json(const JsonView& v, int depth) {
   n.begin = static_cast<int>(b);
   n.end = static_cast<int>(e);
   if (auto var = v.get("variant")) n.variant = var->str();
+  if (auto off = v.get("offload")) n.offload = off->boolean();
   if (n.op != NodeOp::Save) {
     const char* key = n.op == NodeOp::Checkpoint ? "inner" : "children";
     for (const auto& c : v.items(key)) n.children.push_back(node_from_json(c, depth + 1));
@@ -135,17 +139,41 @@ void validate_plan_tree(const PlanNode& root, int stages, const std::string& sou
                                   root.begin, root.end, stages));
   }
   validate_node(root, "root", source);
+  // Offload is a top-level action (plan.hpp): inside a checkpoint it would copy out and back
+  // tensors whose forward and backward run back to back.
+  std::function<void(const PlanNode&, bool)> walk = [&](const PlanNode& n, bool is_top) {
+    if (n.offload && !is_top) {
+      throw FormatError(fmt::format("{}: {} offloads inside a checkpoint; only top-level save and "
+                                    "checkpoint nodes offload",
+                                    source, describe(n)));
+    }
+    if (n.offload && n.op == NodeOp::Checkpoint && n.begin == 0) {
+      throw FormatError(fmt::format("{}: {} offloads the input of stage 0, which is the batch; "
+                                    "offload a later checkpoint instead",
+                                    source, describe(n)));
+    }
+    for (const auto& c : n.children) walk(c, is_top && n.op == NodeOp::Sequence);
+  };
+  walk(root, true);
+}
+
+bool offloads(const PlanNode& root) {
+  if (root.offload) return true;
+  for (const auto& c : root.children) {
+    if (offloads(c)) return true;
+  }
+  return false;
 }
 
 std::string describe(const PlanNode& n) {
   switch (n.op) {
     case NodeOp::Save:
-      return n.variant.empty() ? fmt::format("save[{},{})", n.begin, n.end)
-                               : fmt::format("save[{},{})<{}>", n.begin, n.end, n.variant);
+      return fmt::format("save[{},{}){}{}", n.begin, n.end, n.variant.empty() ? "" : "<" + n.variant + ">",
+                         n.offload ? "@host" : "");
     case NodeOp::Checkpoint: {
       std::string inner;
       for (const auto& c : n.children) inner += (inner.empty() ? "" : " ") + describe(c);
-      return fmt::format("ckpt[{},{}){{{}}}", n.begin, n.end, inner);
+      return fmt::format("ckpt[{},{}){}{{{}}}", n.begin, n.end, n.offload ? "@host" : "", inner);
     }
     case NodeOp::Sequence: {
       std::string s;
@@ -169,6 +197,10 @@ std::string plan_to_json(const Plan& p) {
   doc["predicted"] = json{{"peak_bytes", p.predicted.peak_bytes},
                           {"step_ms", p.predicted.step_ms},
                           {"recompute_ms", p.predicted.recompute_ms}};
+  if (offloads(p.root)) {
+    doc["predicted"]["host_peak_bytes"] = p.predicted.host_peak_bytes;
+    doc["predicted"]["copy_ms"] = p.predicted.copy_ms;
+  }
   doc["baseline"] = json{{"peak_bytes", p.baseline_peak_bytes}, {"step_ms", p.baseline_step_ms}};
   return doc.dump(1) + "\n";
 }
@@ -193,6 +225,8 @@ Plan plan_from_json(const std::string& text, const std::string& source) {
   p.predicted.peak_bytes = pred.at("peak_bytes").u64();
   p.predicted.step_ms = pred.at("step_ms").non_negative();
   if (auto r = pred.get("recompute_ms")) p.predicted.recompute_ms = r->non_negative();
+  if (auto h = pred.get("host_peak_bytes")) p.predicted.host_peak_bytes = h->u64();
+  if (auto c = pred.get("copy_ms")) p.predicted.copy_ms = c->non_negative();
   if (auto b = root.get("baseline")) {
     p.baseline_peak_bytes = b->at("peak_bytes").u64();
     p.baseline_step_ms = b->at("step_ms").non_negative();

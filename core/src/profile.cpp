@@ -79,6 +79,10 @@ std::string profile_to_json(const ChainProfile& p) {
                            {"zero", p.sharding.zero},
                            {"reduce_buffer_bytes", p.sharding.reduce_buffer_bytes}};
   }
+  if (p.host_link.measured()) {
+    doc["host_link"] = json{{"d2h_bytes_per_ms", p.host_link.d2h_bytes_per_ms},
+                            {"h2d_bytes_per_ms", p.host_link.h2d_bytes_per_ms}};
+  }
   doc["peak_bytes"] = p.peak_bytes;
   doc["step_ms"] = p.step_ms;
   doc["optimizer_peak_bytes"] = p.optimizer_peak_bytes;
@@ -136,6 +140,13 @@ ChainProfile profile_from_json(const std::string& text, const std::string& sourc
   p.static_bytes.inputs = sb.at("inputs").u64();
   if (auto o = sb.get("other")) p.static_bytes.other = o->u64();
   if (auto sh = root.get("sharding")) p.sharding = detail::sharding_from_json(*sh);
+  if (auto h = root.get("host_link")) {
+    for (const char* key : {"d2h_bytes_per_ms", "h2d_bytes_per_ms"}) {
+      if (h->at(key).non_negative() <= 0) h->at(key).fail("must be a positive bandwidth (bytes per ms)");
+    }
+    p.host_link.d2h_bytes_per_ms = h->at("d2h_bytes_per_ms").non_negative();
+    p.host_link.h2d_bytes_per_ms = h->at("h2d_bytes_per_ms").non_negative();
+  }
   p.peak_bytes = root.at("peak_bytes").u64();
   if (p.peak_bytes == 0) root.at("peak_bytes").fail("must be positive");
   p.step_ms = root.at("step_ms").non_negative();

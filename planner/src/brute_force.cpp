@@ -17,16 +17,17 @@ class Enumerator {
   explicit Enumerator(const ChainCosts& chain) : chain_(chain) {}
 
   // Calls emit with every node list covering [i, j). An inner list of a checkpoint over
-  // [i, j) may not be that one checkpoint again (`inner_of_checkpoint`).
-  void lists(int i, int j, bool inner_of_checkpoint, const ListFn& emit) const {
+  // [i, j) may not be that one checkpoint again (`inner_of_checkpoint`). A top-level list's
+  // nodes may also offload (Note [offload]) when the chain has a host link.
+  void lists(int i, int j, bool inner_of_checkpoint, bool top, const ListFn& emit) const {
     if (i == j) {
       emit({});
       return;
     }
     for (int k = i + 1; k <= j; ++k) {
       const bool checkpoints = !(inner_of_checkpoint && k == j);
-      first_nodes(i, k, checkpoints, [&](const PlanNode& first) {
-        lists(k, j, false, [&](const std::vector<PlanNode>& rest) {
+      first_nodes(i, k, checkpoints, top, [&](const PlanNode& first) {
+        lists(k, j, false, top, [&](const std::vector<PlanNode>& rest) {
           std::vector<PlanNode> list;
           list.reserve(rest.size() + 1);
           list.push_back(first);
@@ -39,13 +40,23 @@ class Enumerator {
 
  private:
   // Calls emit with every node covering exactly [i, k).
-  void first_nodes(int i, int k, bool checkpoints, const NodeFn& emit) const {
+  void first_nodes(int i, int k, bool checkpoints, bool top, const NodeFn& emit) const {
+    const bool offload = top && chain_.can_offload();
+    auto with_offload = [&](PlanNode node, bool may_offload) {
+      if (may_offload) {
+        PlanNode off = node;
+        off.offload = true;
+        emit(off);
+      }
+      emit(node);
+    };
     if (k == i + 1) {
-      for (const VariantCost& v : chain_.stages[i].variants) emit(PlanNode::save(i, k, v.name));
+      for (const VariantCost& v : chain_.stages[i].variants) with_offload(PlanNode::save(i, k, v.name), offload);
     }
     if (!checkpoints) return;
-    lists(i, k, true,
-          [&](const std::vector<PlanNode>& inner) { emit(PlanNode::checkpoint(i, k, inner)); });
+    lists(i, k, true, false, [&](const std::vector<PlanNode>& inner) {
+      with_offload(PlanNode::checkpoint(i, k, inner), offload && i > 0);
+    });
   }
 
   const ChainCosts& chain_;
@@ -58,7 +69,7 @@ BruteForce::BruteForce(const ChainCosts& chain) {
     throw UserError(fmt::format("brute force: {} stages is too many to enumerate (at most {})",
                                 chain.size(), kMaxBruteForceStages));
   }
-  Enumerator(chain).lists(0, chain.size(), false, [&](const std::vector<PlanNode>& list) {
+  Enumerator(chain).lists(0, chain.size(), false, true, [&](const std::vector<PlanNode>& list) {
     offer(chain, PlanNode::sequence(0, chain.size(), list));
   });
 }

@@ -49,6 +49,8 @@ ChainCosts chain_from_profile(const ChainProfile& p) {
   c.fixed_ms = p.fixed_ms();
   c.measured_peak = p.peak_bytes;
   c.measured_step_ms = p.step_ms;
+  c.d2h_bytes_per_ms = p.host_link.d2h_bytes_per_ms;
+  c.h2d_bytes_per_ms = p.host_link.h2d_bytes_per_ms;
   // The execution model chains stages: a_k is stage k-1's output, and backward reaches every
   // stage. Profiles that say otherwise cannot be planned, so refuse them by name.
   for (size_t k = 1; k < p.stages.size(); ++k) {

@@ -67,4 +67,21 @@ CheckpointTerms ChainTerms::checkpoint(int i, int k, int j) const {
   return t;
 }
 
+SaveTerms ChainTerms::save_offloaded(int i, int v) const {
+  const VariantCost& var = chain_.stages[i].variants[v];
+  SaveTerms t = save(i, v, n_);
+  t.keep -= var.saved;
+  t.ms += std::max(0.0, chain_.d2h_ms(var.saved) - var.forward_ms) +
+          std::max(0.0, chain_.h2d_ms(var.saved) - var.backward_ms);
+  return t;
+}
+
+CheckpointTerms ChainTerms::checkpoint_offloaded(int i, int k) const {
+  CheckpointTerms t = checkpoint(i, k, n_);
+  const std::uint64_t x = chain_.in(i);
+  t.released = x;
+  t.ms += std::max(0.0, chain_.d2h_ms(x) - nograd_ms_[at(i, k)]) + chain_.h2d_ms(x);
+  return t;
+}
+
 }  // namespace tidemark::planner::detail

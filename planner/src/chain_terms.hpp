@@ -19,6 +19,10 @@
 // (it frees a_t once stage t ran), a_k = y_{k-1} stays live while the rest [k, j) runs,
 // which leaves P(k..j) + gx_k, and the inner list over [i, k) runs on top of that.
 // The checkpoint's state r adds to all three (see ChainTerms::checkpoint).
+// Offloaded first nodes (Note [offload], simulator.hpp; top-level lists only, j == L):
+// save i keeps y_i only while the rest runs (s is on the host) and pays the copies' exposed
+// time; checkpoint [i, k) also frees a_i while the rest runs (`released`, so the rest starts
+// below B + keep), and a_i is back before its inner list starts, so the other terms stay.
 #include <cstdint>
 #include <vector>
 
@@ -37,7 +41,8 @@ struct CheckpointTerms {
   std::uint64_t forward = 0;     // peak above B during the no-grad forward
   std::uint64_t keep = 0;        // a_k, live above B while the rest runs
   std::uint64_t inner_base = 0;  // live above B when the inner list starts
-  double ms = 0;                 // no-grad forward time
+  std::uint64_t released = 0;    // offloaded: a_i, off the device while the rest runs
+  double ms = 0;                 // no-grad forward time (and an offload's exposed copies)
 };
 
 class ChainTerms {
@@ -50,6 +55,12 @@ class ChainTerms {
   SaveTerms save(int i, int v, int j) const;
   // First node checkpoint [i, k) of a list over [i, j), i < k < j.
   CheckpointTerms checkpoint(int i, int k, int j) const;
+  // Their offloaded forms, first node of a top-level list [i, L); the checkpoint needs i > 0.
+  SaveTerms save_offloaded(int i, int v) const;
+  CheckpointTerms checkpoint_offloaded(int i, int k) const;
+  // Whether a list over [i, j) may start with an offloaded save / checkpoint.
+  bool offload_save(int j) const { return j == n_ && chain_.can_offload(); }
+  bool offload_checkpoint(int i, int j) const { return i > 0 && offload_save(j); }
 
  private:
   std::uint64_t forward_phase(std::uint64_t peak, int j) const;

@@ -44,20 +44,27 @@ std::uint64_t rounding_bound(const ChainCosts& chain, std::uint64_t slot_bytes) 
 namespace {
 
 // One first-node choice of a list, in slots: valid for m >= lo; its time at m is
-// ms + rest[m - keep] (if there is a rest) + inner[m - base] (if a checkpoint).
+// ms + rest[rest_slots(m)] (if there is a rest) + inner[m - base] (if a checkpoint).
+// An offloaded checkpoint frees its input while the rest runs, so `keep` may be negative:
+// the rest then has more slots than the list, up to the table's last column. (It never
+// has more than the root's in a table wide enough for the root, since the level never
+// falls below the step's start; capping there only errs on the safe side.)
 struct Choice {
   int variant = -1;  // save stage i with this variant, or -1: checkpoint [i, split)
   int split = 0;
+  bool offload = false;
   int lo = 0;
   int keep = 0;
   int base = 0;
+  int last = 0;  // the table's last column
   double ms = 0;
   const double* rest = nullptr;
   const double* inner = nullptr;
 
+  int rest_slots(int m) const { return std::min(m - keep, last); }
   double at(int m) const {
     double t = ms;
-    if (rest) t += rest[m - keep];
+    if (rest) t += rest[rest_slots(m)];
     if (inner) t += inner[m - base];
     return t;
   }
@@ -109,10 +116,11 @@ int OptimalDp::slots(std::uint64_t bytes) const {
 // so they break ties alike.
 template <class F>
 void OptimalDp::for_each_choice(const detail::ChainTerms& terms, int i, int j, F&& f) const {
-  for (int v = 0; v < terms.variants(i); ++v) {
-    const detail::SaveTerms t = terms.save(i, v, j);
+  auto save = [&](int v, const detail::SaveTerms& t, bool offload) {
     Choice c;
     c.variant = v;
+    c.offload = offload;
+    c.last = width_ - 1;
     c.ms = t.ms;
     c.lo = std::max(slots(t.forward), slots(t.backward));
     if (i + 1 < j) {
@@ -121,18 +129,30 @@ void OptimalDp::for_each_choice(const detail::ChainTerms& terms, int i, int j, F
       c.rest = row(i + 1, j);
     }
     f(c);
-  }
-  for (int k = i + 1; k < j; ++k) {
-    const detail::CheckpointTerms t = terms.checkpoint(i, k, j);
+  };
+  auto checkpoint = [&](int k, const detail::CheckpointTerms& t, bool offload) {
     Choice c;
     c.split = k;
+    c.offload = offload;
+    c.last = width_ - 1;
     c.ms = t.ms;
-    c.keep = slots(t.keep);
+    // Consumed bytes round up, released ones down (Note [optimal recurrence]).
+    c.keep = t.keep >= t.released ? slots(t.keep - t.released)
+                                  : -static_cast<int>(std::min<std::uint64_t>(
+                                        (t.released - t.keep) / slot_bytes_, width_));
     c.base = slots(t.inner_base);
     c.lo = std::max({slots(t.forward), c.keep, c.base});
     c.rest = row(k, j);
     c.inner = row(i, k);
     f(c);
+  };
+  for (int v = 0; v < terms.variants(i); ++v) save(v, terms.save(i, v, j), false);
+  if (terms.offload_save(j)) {
+    for (int v = 0; v < terms.variants(i); ++v) save(v, terms.save_offloaded(i, v), true);
+  }
+  for (int k = i + 1; k < j; ++k) checkpoint(k, terms.checkpoint(i, k, j), false);
+  if (terms.offload_checkpoint(i, j)) {
+    for (int k = i + 1; k < j; ++k) checkpoint(k, terms.checkpoint_offloaded(i, k), true);
   }
 }
 
@@ -147,8 +167,13 @@ void OptimalDp::fill_row(const detail::ChainTerms& terms, int i, int j) {
     const double* inner = c.inner;
     const int keep = c.keep, base = c.base;
     if (inner) {
-      for (int m = c.lo; m < w; ++m) {
+      // Past `capped` the rest would have more slots than the table: it gets the last column.
+      const int capped = std::max(c.lo, std::min(w, w + keep));
+      for (int m = c.lo; m < capped; ++m) {
         out[m] = std::min(out[m], ms + rest[m - keep] + inner[m - base]);
+      }
+      for (int m = capped; m < w; ++m) {
+        out[m] = std::min(out[m], ms + rest[w - 1] + inner[m - base]);
       }
     } else if (rest) {
       for (int m = c.lo; m < w; ++m) out[m] = std::min(out[m], ms + rest[m - keep]);
@@ -188,7 +213,8 @@ std::optional<PlanNode> OptimalDp::plan(int m) const {
         best = t;
         first.variant = c.variant;
         first.split = c.split;
-        first.rest = slots_left - c.keep;
+        first.offload = c.offload;
+        first.rest = c.rest_slots(slots_left);
         first.inner = slots_left - c.base;
       }
     });

@@ -18,7 +18,15 @@ struct Need {
   double ms = std::numeric_limits<double>::infinity();
   int variant = -1;  // first node: save with this variant, or -1: checkpoint [i, split)
   int split = 0;
+  bool offload = false;
 };
+
+// keep + rest, where an offloaded checkpoint's input is off the device while the rest runs
+// (Note [recurrence terms]); never below 0, the list's start.
+std::uint64_t above(std::uint64_t keep, std::uint64_t released, std::uint64_t rest) {
+  const std::uint64_t up = keep + rest;
+  return up > released ? up - released : 0;
+}
 
 class MinPeak {
  public:
@@ -42,13 +50,12 @@ class MinPeak {
 
   void solve(int i, int j) {
     Need best;
-    auto offer = [&](std::uint64_t bytes, double ms, int variant, int split) {
+    auto offer = [&](std::uint64_t bytes, double ms, int variant, int split, bool offload) {
       if (bytes < best.bytes || (bytes == best.bytes && ms < best.ms)) {
-        best = Need{bytes, ms, variant, split};
+        best = Need{bytes, ms, variant, split, offload};
       }
     };
-    for (int v = 0; v < terms_.variants(i); ++v) {
-      const detail::SaveTerms t = terms_.save(i, v, j);
+    auto save = [&](int v, const detail::SaveTerms& t, bool offload) {
       std::uint64_t bytes = std::max(t.forward, t.backward);
       double ms = t.ms;
       if (i + 1 < j) {
@@ -56,14 +63,21 @@ class MinPeak {
         bytes = std::max(bytes, t.keep + rest.bytes);
         ms += rest.ms;
       }
-      offer(bytes, ms, v, 0);
-    }
-    for (int k = i + 1; k < j; ++k) {
-      const detail::CheckpointTerms t = terms_.checkpoint(i, k, j);
+      offer(bytes, ms, v, 0, offload);
+    };
+    auto checkpoint = [&](int k, const detail::CheckpointTerms& t, bool offload) {
       const Need& rest = at(k, j);
       const Need& inner = at(i, k);
-      offer(std::max({t.forward, t.keep + rest.bytes, t.inner_base + inner.bytes}),
-            t.ms + rest.ms + inner.ms, -1, k);
+      offer(std::max({t.forward, above(t.keep, t.released, rest.bytes), t.inner_base + inner.bytes}),
+            t.ms + rest.ms + inner.ms, -1, k, offload);
+    };
+    for (int v = 0; v < terms_.variants(i); ++v) save(v, terms_.save(i, v, j), false);
+    if (terms_.offload_save(j)) {
+      for (int v = 0; v < terms_.variants(i); ++v) save(v, terms_.save_offloaded(i, v), true);
+    }
+    for (int k = i + 1; k < j; ++k) checkpoint(k, terms_.checkpoint(i, k, j), false);
+    if (terms_.offload_checkpoint(i, j)) {
+      for (int k = i + 1; k < j; ++k) checkpoint(k, terms_.checkpoint_offloaded(i, k), true);
     }
     cell(i, j) = best;
   }
@@ -92,6 +106,7 @@ PlanNode minimum_peak_plan(const ChainCosts& chain) {
     detail::FirstNode<int> first;
     first.variant = need.variant;
     first.split = need.split;
+    first.offload = need.offload;
     return first;
   };
   return detail::root_of(chain, detail::build_list(chain, 0, chain.size(), 0, choose));

@@ -36,8 +36,9 @@ std::vector<ParetoRow> pareto_sweep(const ChainCosts& chain, const SolveOptions&
     for (Candidate& c : dp_candidates(chain, dp, b)) optimal.push_back(std::move(c));
   }
 
+  const std::vector<Solver> solvers = solvers_for(chain);
   std::vector<std::vector<Candidate>> families;
-  for (Solver s : all_solvers()) {
+  for (Solver s : solvers) {
     const int k = s == Solver::EveryK ? options.k : 0;
     families.push_back(s == Solver::Optimal ? std::move(optimal) : baseline_family(chain, s, k));
   }
@@ -47,7 +48,7 @@ std::vector<ParetoRow> pareto_sweep(const ChainCosts& chain, const SolveOptions&
     for (std::size_t s = 0; s < families.size(); ++s) {
       const Candidate& c = pick_for_budget(families[s], b);
       ParetoRow r;
-      r.solver = to_string(all_solvers()[s]);
+      r.solver = to_string(solvers[s]);
       r.budget_bytes = b;
       r.fits = c.fits(b);
       r.predicted_peak_bytes = c.sim.peak_bytes;

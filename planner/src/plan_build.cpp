@@ -9,7 +9,7 @@ void merge_saves(std::vector<PlanNode>& nodes) {
     if (!merged.empty()) {
       PlanNode& last = merged.back();
       if (n.op == NodeOp::Save && last.op == NodeOp::Save && last.end == n.begin &&
-          last.variant == n.variant) {
+          last.variant == n.variant && last.offload == n.offload) {
         last.end = n.end;
         continue;
       }

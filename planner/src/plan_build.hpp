@@ -8,7 +8,7 @@
 
 namespace tidemark::planner::detail {
 
-// Merges adjacent save nodes with the same variant into one node.
+// Merges adjacent save nodes with the same variant and offload into one node.
 void merge_saves(std::vector<PlanNode>& nodes);
 
 // The root sequence over [0, L) of a top-level node list (merged).
@@ -21,6 +21,7 @@ template <class State>
 struct FirstNode {
   int variant = -1;
   int split = 0;
+  bool offload = false;
   State rest{};
   State inner{};
 };
@@ -40,6 +41,7 @@ std::vector<PlanNode> build_list(const ChainCosts& chain, int i, int j, State st
           PlanNode::checkpoint(i, f.split, build_list(chain, i, f.split, f.inner, choose)));
       i = f.split;
     }
+    out.back().offload = f.offload;
     state = f.rest;
   }
   merge_saves(out);

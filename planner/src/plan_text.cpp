@@ -16,6 +16,11 @@ bool plain_segment(const PlanNode& n) {
          n.children[0].variant.empty();
 }
 
+const char* offload_note(const PlanNode& n) {
+  if (!n.offload) return "";
+  return n.op == NodeOp::Save ? " (saved tensors in host memory)" : " (input in host memory)";
+}
+
 }  // namespace
 
 std::string stage_range(const ChainCosts& chain, int begin, int end) {
@@ -31,7 +36,7 @@ std::string describe_node(const ChainCosts& chain, const PlanNode& node) {
   };
   switch (node.op) {
     case NodeOp::Save:
-      return "save " + stage_range(chain, node.begin, node.end) + variant_note(node);
+      return "save " + stage_range(chain, node.begin, node.end) + variant_note(node) + offload_note(node);
     case NodeOp::Sequence:
       return join(flatten_sequence(node));
     case NodeOp::Checkpoint:
@@ -45,8 +50,8 @@ std::string describe_node(const ChainCosts& chain, const PlanNode& node) {
   const std::string inner_text = inner.size() == 1 && inner[0]->op == NodeOp::Save
                                      ? "save" + variant_note(*inner[0])
                                      : join(inner);
-  return fmt::format("checkpoint {} (inner: {})", stage_range(chain, node.begin, node.end),
-                     inner_text);
+  return fmt::format("checkpoint {}{} (inner: {})", stage_range(chain, node.begin, node.end),
+                     offload_note(node), inner_text);
 }
 
 std::vector<std::string> describe_plan(const ChainCosts& chain, const PlanNode& root) {
@@ -56,12 +61,14 @@ std::vector<std::string> describe_plan(const ChainCosts& chain, const PlanNode& 
     // Fold a run of three or more plain segments of one length into one line.
     std::size_t j = i;
     const int len = nodes[i]->end - nodes[i]->begin;
-    while (j < nodes.size() && plain_segment(*nodes[j]) && nodes[j]->end - nodes[j]->begin == len)
+    while (j < nodes.size() && plain_segment(*nodes[j]) && nodes[j]->end - nodes[j]->begin == len &&
+           nodes[j]->offload == nodes[i]->offload)
       ++j;
     if (j - i >= 3) {
-      lines.push_back(fmt::format("checkpoint {} as {} segments of {} stage{} (inner: save)",
+      lines.push_back(fmt::format("checkpoint {} as {} segments of {} stage{}{} (inner: save)",
                                   stage_range(chain, nodes[i]->begin, nodes[j - 1]->end), j - i,
-                                  len, len == 1 ? "" : "s"));
+                                  len, len == 1 ? "" : "s",
+                                  nodes[i]->offload ? ", each one's input in host memory" : ""));
       i = j;
       continue;
     }

@@ -32,6 +32,8 @@ class Simulator {
     s.end_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(live_, 0));
     s.step_ms = c_.fixed_ms + time_;
     s.recompute_ms = recompute_;
+    s.copy_ms = copy_;
+    s.host_peak_bytes = static_cast<std::uint64_t>(host_peak_);
     return s;
   }
 
@@ -43,6 +45,31 @@ class Simulator {
     if (recomputing_ > 0) recompute_ += ms;
   }
 
+  void spend_copy(double ms) {
+    time_ += ms;
+    copy_ += ms;
+  }
+  // Note [offload]: the device bytes leave once the step has waited for their copy.
+  void to_host(std::int64_t bytes, double exposed_ms) {
+    spend_copy(exposed_ms);
+    live_ -= bytes;
+    host_ += bytes;
+    host_peak_ = std::max(host_peak_, host_);
+  }
+  // ... and are allocated again when the backward that needs them begins.
+  void from_host(std::int64_t bytes) {
+    live_ += bytes;
+    touch(live_);
+    host_ -= bytes;
+  }
+  void require_link(const PlanNode& node) const {
+    if (!c_.can_offload()) {
+      throw FormatError(fmt::format("plan: {} offloads, but the profile measured no host link "
+                                    "(offload needs a CUDA device); plan again from this profile",
+                                    describe(node)));
+    }
+  }
+
   const VariantCost& variant_of(const PlanNode& node, int k) const {
     int v = c_.variant_index(k, node.variant);
     if (v < 0) {
@@ -52,14 +79,18 @@ class Simulator {
     return c_.stages[k].variants[v];
   }
 
-  void forward_nograd(int b, int e) {
+  // Returns the time it took.
+  double forward_nograd(int b, int e) {
+    double ms = 0;
     for (int k = b; k < e; ++k) {
       const StageCost& s = c_.stages[k];
       touch(live_ + i(s.nograd_peak));
       live_ += i(s.out);
       if (k > b) live_ -= i(c_.in(k));
       spend(s.nograd_ms);
+      ms += s.nograd_ms;
     }
+    return ms;
   }
 
   void forward_list(const std::vector<const PlanNode*>& nodes) {
@@ -68,7 +99,12 @@ class Simulator {
         const std::int64_t r = i(c_.checkpoint_state);
         touch(live_ + r);
         live_ += r;
-        forward_nograd(node->begin, node->end);
+        const double ms = forward_nograd(node->begin, node->end);
+        if (node->offload) {
+          require_link(*node);
+          const std::uint64_t x = c_.in(node->begin);
+          to_host(i(x), std::max(0.0, c_.d2h_ms(x) - ms));
+        }
         continue;
       }
       for (int k = node->begin; k < node->end; ++k) {
@@ -76,6 +112,10 @@ class Simulator {
         touch(live_ + i(v.forward_peak));
         live_ += i(c_.stages[k].out + v.saved);
         spend(v.forward_ms);
+        if (node->offload) {
+          require_link(*node);
+          to_host(i(v.saved), std::max(0.0, c_.d2h_ms(v.saved) - v.forward_ms));
+        }
       }
     }
   }
@@ -94,6 +134,10 @@ class Simulator {
         const StageCost& s = c_.stages[k];
         const VariantCost& v = variant_of(node, k);
         const bool out_held = k + 1 == last && held_out;
+        if (node.offload) {
+          from_host(i(v.saved));
+          spend_copy(std::max(0.0, c_.h2d_ms(v.saved) - v.backward_ms));
+        }
         touch(live_ + i(v.backward_peak + (out_held ? v.held_extra : 0)));
         live_ += i(c_.grad_in(k) + s.param) - i(v.saved);
         if (!out_held) live_ -= i(s.out);
@@ -110,6 +154,11 @@ class Simulator {
     }
     const std::int64_t out = i(c_.stages[node.end - 1].out);
     const std::int64_t r = i(c_.checkpoint_state);
+    if (node.offload) {
+      const std::uint64_t x = c_.in(node.begin);
+      from_host(i(x));
+      spend_copy(c_.h2d_ms(x));
+    }
     touch(live_ + r);
     live_ += r;  // the backward's own RNG state, put back after the recompute
     ++recomputing_;
@@ -128,6 +177,9 @@ class Simulator {
   std::int64_t peak_ = 0;
   double time_ = 0;
   double recompute_ = 0;
+  double copy_ = 0;
+  std::int64_t host_ = 0;
+  std::int64_t host_peak_ = 0;
   int recomputing_ = 0;
 };
 

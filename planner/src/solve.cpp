@@ -24,6 +24,8 @@ const char* to_string(Solver solver) {
       return "optimal";
     case Solver::Uniform:
       return "uniform";
+    case Solver::UniformOffload:
+      return "uniform-offload";
     case Solver::EveryK:
       return "every-k";
     case Solver::Sqrt:
@@ -37,9 +39,18 @@ const char* to_string(Solver solver) {
 }
 
 const std::vector<Solver>& all_solvers() {
-  static const std::vector<Solver> solvers{Solver::Optimal, Solver::Uniform, Solver::EveryK,
-                                           Solver::Sqrt,    Solver::Revolve, Solver::None};
+  static const std::vector<Solver> solvers{Solver::Optimal, Solver::Uniform, Solver::UniformOffload,
+                                           Solver::EveryK,  Solver::Sqrt,    Solver::Revolve,
+                                           Solver::None};
   return solvers;
+}
+
+std::vector<Solver> solvers_for(const ChainCosts& chain) {
+  std::vector<Solver> out;
+  for (Solver s : all_solvers()) {
+    if (s != Solver::UniformOffload || chain.can_offload()) out.push_back(s);
+  }
+  return out;
 }
 
 std::optional<Solver> solver_from_name(std::string_view name) {
@@ -111,6 +122,14 @@ std::vector<Candidate> baseline_family(const ChainCosts& chain, Solver solver, i
       return {make_candidate(chain, none_plan(chain), "none")};
     case Solver::Uniform:
       return {make_candidate(chain, uniform_plan(chain), "uniform")};
+    case Solver::UniformOffload:
+      if (!chain.can_offload()) {
+        throw UserError(
+            "--solver uniform-offload keeps every checkpoint's input in pinned host memory, "
+            "which needs a CUDA device: this profile measured no host link (it was made on the "
+            "CPU); profile on a CUDA device, or use --solver uniform");
+      }
+      return {make_candidate(chain, uniform_offload_plan(chain), "uniform-offload")};
     case Solver::Sqrt:
       return {make_candidate(chain, sqrt_plan(chain),
                              fmt::format("sqrt k={}", sqrt_group_size(chain)))};
@@ -142,6 +161,9 @@ std::vector<Candidate> fallback_candidates(const ChainCosts& chain) {
   // uniform and sqrt are every-k plans
   for (Solver s : {Solver::None, Solver::EveryK, Solver::Revolve}) {
     for (Candidate& c : baseline_family(chain, s, 0)) pool.push_back(std::move(c));
+  }
+  if (chain.can_offload()) {
+    for (Candidate& c : baseline_family(chain, Solver::UniformOffload, 0)) pool.push_back(std::move(c));
   }
   return pool;
 }

@@ -190,3 +190,48 @@ TEST_CASE("a profile's and a plan's sharding round-trip, and bad ones are refuse
   CHECK(back.sharding == plan.sharding);
   CHECK(back.sharding.describe() == "4 ranks, ZeRO-1");
 }
+
+TEST_CASE("offload round-trips: a profile's host link, a plan's offloaded nodes and host bytes", "[core][offload]") {
+  ChainProfile p = testing::make_profile(2);
+  CHECK_FALSE(profile_from_json(profile_to_json(p), "p.json").host_link.measured());  // the CPU
+  p.host_link = HostLink{24.5e6, 26.25e6};
+  const ChainProfile q = profile_from_json(profile_to_json(p), "p.json");
+  CHECK(q.host_link.d2h_bytes_per_ms == 24.5e6);
+  CHECK(q.host_link.h2d_bytes_per_ms == 26.25e6);
+  json doc = json::parse(profile_to_json(p));
+  doc["host_link"]["h2d_bytes_per_ms"] = 0;
+  CHECK(contains(format_error_of([&] { profile_from_json(doc.dump(), "p.json"); }), "host_link.h2d_bytes_per_ms"));
+
+  Plan plan;
+  plan.solver = "optimal";
+  plan.stages = 4;
+  plan.digest = "abc";
+  PlanNode ck = PlanNode::checkpoint(1, 3, {PlanNode::save(1, 3)});
+  ck.offload = true;
+  PlanNode saved = PlanNode::save(3, 4, "attention-core");
+  saved.offload = true;
+  plan.root = PlanNode::sequence(0, 4, {PlanNode::save(0, 1), ck, saved});
+  plan.predicted.host_peak_bytes = 123456;
+  plan.predicted.copy_ms = 1.5;
+  const std::string text = plan_to_json(plan);
+  const Plan back = plan_from_json(text, "plan.json");
+  CHECK(describe(back.root) == "save[0,1) ckpt[1,3)@host{save[1,3)} save[3,4)<attention-core>@host");
+  CHECK(offloads(back.root));
+  CHECK(back.predicted.host_peak_bytes == 123456);
+  CHECK(back.predicted.copy_ms == 1.5);
+  // A plan that offloads nothing writes no offload fields: files stay as before.
+  plan.root = PlanNode::sequence(0, 4, {PlanNode::save(0, 4)});
+  CHECK(plan_to_json(plan).find("offload") == std::string::npos);
+  CHECK(plan_to_json(plan).find("host_peak_bytes") == std::string::npos);
+
+  // Offload where it cannot mean anything is refused by name.
+  json bad = json::parse(text);
+  bad["root"]["children"][1]["inner"][0]["offload"] = true;
+  CHECK(contains(format_error_of([&] { plan_from_json(bad.dump(), "plan.json"); }), "offloads inside a checkpoint"));
+  json seq = json::parse(text);
+  seq["root"]["offload"] = true;
+  CHECK(contains(format_error_of([&] { plan_from_json(seq.dump(), "plan.json"); }), "a sequence does not offload"));
+  json not_bool = json::parse(text);
+  not_bool["root"]["children"][2]["offload"] = "yes";
+  CHECK(contains(format_error_of([&] { plan_from_json(not_bool.dump(), "plan.json"); }), "offload"));
+}

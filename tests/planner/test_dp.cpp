@@ -22,6 +22,17 @@ ChainCosts random_test_chain(std::mt19937& rng, int index) {
   return random_chain(rng, std::uniform_int_distribution<int>(1, 6)(rng));
 }
 
+// The same with a host link: every top-level node may also offload. Bandwidths are powers
+// of two, so copy times are exact in binary and ties stay ties.
+ChainCosts random_offload_chain(std::mt19937& rng, int index) {
+  ChainCosts c = random_chain(rng, index % 25 == 24 ? 6 : std::uniform_int_distribution<int>(1, 5)(rng));
+  const double link[] = {0.25, 0.5, 1, 2, 8};
+  c.d2h_bytes_per_ms = link[std::uniform_int_distribution<int>(0, 4)(rng)];
+  c.h2d_bytes_per_ms = link[std::uniform_int_distribution<int>(0, 4)(rng)];
+  c.measured_peak = simulate(c, none_plan(c)).peak_bytes;
+  return c;
+}
+
 }  // namespace
 
 TEST_CASE("the brute force walks every tree, checkpoints over the rest of a list included",
@@ -147,7 +158,7 @@ TEST_CASE("no baseline that fits is faster than the optimal solver", "[planner]"
         SolveOptions options;
         options.slots = slots;
         const Candidate best = solve(c, Solver::Optimal, budget, options);
-        for (Solver s : all_solvers()) {
+        for (Solver s : solvers_for(c)) {
           if (s == Solver::Optimal) continue;
           const Candidate base = baseline_choice(c, s, budget);
           INFO("chain " << n << ", budget " << budget << ", " << slots << " slots, " << to_string(s)
@@ -207,4 +218,43 @@ TEST_CASE("with checkpoint state bytes the optimal plan still fits the simulator
       }
     }
   }
+}
+
+TEST_CASE(
+    "with a host link the program's plans, offload included, are the brute-force optimum, "
+    "and so is the minimum peak",
+    "[planner][exhaustive][offload]") {
+  std::mt19937 rng(19);
+  int offloading = 0;
+  for (int n = 0; n < 150; ++n) {
+    const ChainCosts c = random_offload_chain(rng, n);
+    const BruteForce bf(c);
+    INFO("chain " << n << ", " << c.size() << " stages, " << bf.plans() << " trees, link "
+                  << c.d2h_bytes_per_ms << "/" << c.h2d_bytes_per_ms << " bytes per ms");
+    CHECK(minimum_peak(c) == bf.minimum_peak());
+    CHECK(simulate(c, minimum_peak_plan(c)).peak_bytes == bf.minimum_peak());
+    const std::uint64_t lo = bf.minimum_peak();
+    const std::uint64_t hi = std::max(lo, c.measured_peak);
+    std::vector<std::uint64_t> budgets{lo, hi};
+    for (int b = 0; b < 5; ++b) budgets.push_back(random_between(rng, lo, hi));
+    for (std::uint64_t budget : budgets) {
+      const auto plan = optimal_dp_plan(c, budget, 1);
+      REQUIRE(plan);
+      const Prediction sim = simulate(c, *plan);
+      const auto best = bf.fastest_within(budget);
+      REQUIRE(best);
+      INFO("budget " << budget << ": dp " << describe(*plan) << " vs brute force " << describe(best->root));
+      CHECK(sim.peak_bytes <= budget);
+      CHECK(sim.step_ms == best->sim.step_ms);
+      offloading += offloads(*plan);
+      // Coarse slots stay within the budget, and the solver never loses to uniform-offload.
+      const Candidate solved = solve(c, Solver::Optimal, budget, SolveOptions{5});
+      CHECK(solved.sim.peak_bytes <= budget);
+      const Candidate hf = baseline_choice(c, Solver::UniformOffload, budget);
+      if (hf.fits(budget)) CHECK(solved.sim.step_ms <= hf.sim.step_ms);
+    }
+    if (lo > 0) CHECK_FALSE(optimal_dp_plan(c, lo - 1, 1));
+  }
+  // The link is fast enough often enough that offloading wins somewhere.
+  CHECK(offloading > 50);
 }

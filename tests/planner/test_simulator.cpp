@@ -95,3 +95,74 @@ TEST_CASE("from ZeRO-1 on a stage's backward keeps no gradients, and one reducti
   p.sharding = Sharding{2, 1, 0};
   CHECK(chain_from_profile(p).resident == plain.resident);
 }
+
+// Note [offload], by hand on a three-stage chain: what leaves the device, when it comes
+// back, and which copy time is hidden.
+TEST_CASE("offload moves a saved set or a checkpoint's input to the host and back", "[planner][offload]") {
+  ChainCosts c;
+  c.resident = 100;
+  c.d2h_bytes_per_ms = 10;  // 10 bytes per ms, so copies take whole milliseconds
+  c.h2d_bytes_per_ms = 20;
+  for (int k = 0; k < 3; ++k) {
+    StageCost s;
+    s.name = "s" + std::to_string(k);
+    s.kind = "block";
+    s.input = k == 0 ? 0 : 40;
+    s.out = 40;
+    s.input_grad = k > 0;
+    s.nograd_ms = 2;
+    // The last stage saves most, so the end of the forward sets the peak.
+    s.variants.push_back(VariantCost{"", k == 2 ? 300u : 200u, 0, 0, 0, /*forward_ms=*/5, /*backward_ms=*/4});
+    c.stages.push_back(s);
+  }
+  const Prediction none = simulate(c, PlanNode::sequence(0, 3, {PlanNode::save(0, 3)}));
+  // After the forward: resident, three outputs, three saved sets; then the loss gradient.
+  CHECK(none.peak_bytes == 100 + 3 * 40 + 2 * 200 + 300 + 40);
+  CHECK(none.host_peak_bytes == 0);
+  CHECK(none.copy_ms == 0);
+
+  PlanNode saved_out = PlanNode::save(0, 2);
+  saved_out.offload = true;
+  const Prediction off = simulate(c, PlanNode::sequence(0, 3, {saved_out, PlanNode::save(2, 3)}));
+  // Stages 0 and 1 keep their 200 saved bytes on the host until their backward.
+  CHECK(off.peak_bytes == none.peak_bytes - 2 * 200);
+  CHECK(off.host_peak_bytes == 2 * 200);
+  // d2h 200/10 = 20 ms, 5 hidden behind the forward; h2d 200/20 = 10 ms, 4 hidden: per stage
+  // 15 + 6 ms exposed.
+  CHECK(off.copy_ms == 2 * (15 + 6));
+  CHECK(off.step_ms == none.step_ms + off.copy_ms);
+  CHECK(off.end_bytes == none.end_bytes);
+
+  // A checkpoint of stage 1 offloaded: its input (40 bytes) leaves after the no-grad forward
+  // (40/10 = 4 ms, 2 of them hidden behind it) and comes back unhidden (40/20 = 2 ms).
+  PlanNode ck = PlanNode::checkpoint(1, 2, {PlanNode::save(1, 2)});
+  const Prediction kept = simulate(c, PlanNode::sequence(0, 3, {PlanNode::save(0, 1), ck, PlanNode::save(2, 3)}));
+  ck.offload = true;
+  const Prediction ck_off = simulate(c, PlanNode::sequence(0, 3, {PlanNode::save(0, 1), ck, PlanNode::save(2, 3)}));
+  CHECK(ck_off.host_peak_bytes == 40);
+  CHECK(ck_off.copy_ms == (4 - 2) + 2);
+  CHECK(ck_off.step_ms == kept.step_ms + ck_off.copy_ms);
+  CHECK(ck_off.peak_bytes == kept.peak_bytes - 40);
+  CHECK(ck_off.end_bytes == kept.end_bytes);
+}
+
+TEST_CASE("offload is refused where it cannot run", "[planner][offload]") {
+  ChainCosts c = chain_from_profile(testing::make_profile(2));
+  REQUIRE_FALSE(c.can_offload());
+  PlanNode saved = PlanNode::save(0, c.size());
+  saved.offload = true;
+  CHECK_THROWS_WITH(simulate(c, PlanNode::sequence(0, c.size(), {saved})),
+                    Catch::Matchers::ContainsSubstring("measured no host link"));
+  c.d2h_bytes_per_ms = c.h2d_bytes_per_ms = 1e6;
+  // Inside a checkpoint, and on stage 0's input (the batch): refused by the plan's checks.
+  PlanNode inner = PlanNode::save(1, 2);
+  inner.offload = true;
+  CHECK_THROWS_WITH(simulate(c, PlanNode::sequence(0, c.size(), {PlanNode::save(0, 1),
+                                                                 PlanNode::checkpoint(1, 2, {inner}),
+                                                                 PlanNode::save(2, c.size())})),
+                    Catch::Matchers::ContainsSubstring("offloads inside a checkpoint"));
+  PlanNode first = PlanNode::checkpoint(0, 1, {PlanNode::save(0, 1)});
+  first.offload = true;
+  CHECK_THROWS_WITH(simulate(c, PlanNode::sequence(0, c.size(), {first, PlanNode::save(1, c.size())})),
+                    Catch::Matchers::ContainsSubstring("input of stage 0"));
+}

@@ -26,7 +26,7 @@ inline std::vector<std::uint64_t> budgets_between(const planner::ChainCosts& cha
 inline std::map<std::string, PlanNode> plans_of_every_solver(const planner::ChainCosts& chain, std::uint64_t peak,
                                                              int n_budgets) {
   std::map<std::string, PlanNode> plans;
-  for (planner::Solver s : planner::all_solvers()) {
+  for (planner::Solver s : planner::solvers_for(chain)) {
     for (std::uint64_t budget : budgets_between(chain, peak, n_budgets)) {
       try {
         planner::Candidate cand = planner::solve(chain, s, budget);

@@ -8,6 +8,12 @@
 //               backpropagate through it.
 //   sequence    [begin, end): `children` in order. The root is always a sequence.
 //
+// A top-level save or checkpoint node may set `offload` (CUDA only): a save node keeps its
+// stages' saved tensors in pinned host memory between their forward and backward, a
+// checkpoint its input (Hugging Face's offload option). Note [offload] in
+// planner/simulator.hpp says when the bytes leave and come back. Offload inside a
+// checkpoint's inner plan is refused: those stages run forward and backward back to back.
+//
 // In JSON a checkpoint's children are called "inner", a sequence's "children".
 #include <cstdint>
 #include <optional>
@@ -29,6 +35,7 @@ struct PlanNode {
   int begin = 0;
   int end = 0;
   std::string variant;            // save only; empty = the stage's plain form
+  bool offload = false;           // top-level save or checkpoint only (JSON "offload": true)
   std::vector<PlanNode> children; // checkpoint: inner plan; sequence: parts
 
   static PlanNode save(int begin, int end, std::string variant = {});
@@ -42,6 +49,10 @@ struct Prediction {
   double step_ms = 0;
   double recompute_ms = 0;      // forward time spent recomputing during backward
   std::uint64_t end_bytes = 0;  // live bytes after the optimizer step (not written to plans)
+  // Offload: the most pinned host bytes held at once, and the copy time not hidden behind
+  // compute (part of step_ms). Written to plans only when the plan offloads.
+  std::uint64_t host_peak_bytes = 0;
+  double copy_ms = 0;
 };
 
 struct Plan {
@@ -60,14 +71,20 @@ struct Plan {
 };
 
 // Structural checks: children cover their parent's range in order, no gaps or overlaps,
-// non-empty ranges, variants only on save nodes, root covers [0, stages). Throws
+// non-empty ranges, variants only on save nodes, root covers [0, stages), offload only on
+// top-level save and checkpoint nodes and never on a checkpoint of stage 0 (its input is
+// the batch). Throws
 // FormatError naming `source` and the node.
 void validate_plan_tree(const PlanNode& root, int stages, const std::string& source);
 
 // The save/checkpoint nodes of a sequence in order, nested sequences flattened.
 std::vector<const PlanNode*> flatten_sequence(const PlanNode& node);
 
-// "ckpt[1,5){save} save[5,7)" for logs and tests.
+// True when any node offloads.
+bool offloads(const PlanNode& root);
+
+// "ckpt[1,5){save} save[5,7)" for logs and tests; an offloaded node ends in "@host"
+// ("ckpt[1,5)@host{save}").
 std::string describe(const PlanNode& node);
 
 Plan plan_from_json(const std::string& text, const std::string& source);

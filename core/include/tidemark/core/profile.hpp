@@ -77,6 +77,16 @@ struct Sharding {
   std::string describe() const;
 };
 
+// Copies between the device and pinned host memory, as the profiler measured them on a
+// CUDA device with a stage-sized buffer on a side stream (JSON "host_link", optional:
+// absent where there is no such link, as on the CPU, and then nothing is offloaded).
+struct HostLink {
+  double d2h_bytes_per_ms = 0;  // device to host
+  double h2d_bytes_per_ms = 0;  // host to device
+
+  bool measured() const { return d2h_bytes_per_ms > 0 && h2d_bytes_per_ms > 0; }
+};
+
 struct ChainProfile {
   // "gpt" for tidemark's own model (config then describes it and the stage count must be
   // config.layers + 2); another name for a user's chain profiled through the C++ API.
@@ -91,6 +101,7 @@ struct ChainProfile {
   std::string timing = "wall";
   StaticBytes static_bytes;
   Sharding sharding;  // JSON "sharding", optional (absent: one rank, nothing sharded)
+  HostLink host_link;
   std::uint64_t peak_bytes = 0;            // measured no-checkpoint peak of a step
   double step_ms = 0;                      // measured no-checkpoint median step time
   std::uint64_t optimizer_peak_bytes = 0;  // above live bytes before zero_grad/step

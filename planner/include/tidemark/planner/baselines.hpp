@@ -3,6 +3,8 @@
 // Only stages of kind "block" are checkpointed (ChainCosts::block_stages); the others are saved.
 //   none      [save 0..L)
 //   uniform   Hugging Face gradient checkpointing: each block its own checkpoint, inner [save]
+//   uniform-offload  Hugging Face's gradient_checkpointing_kwargs={"offload": True}: uniform,
+//             each checkpoint's input in pinned host memory (Note [offload]; CUDA only)
 //   every-k   consecutive blocks grouped k at a time, each group a checkpoint, inner [save]
 //   sqrt      Chen et al. 2016: every-k with k = ceil(sqrt(number of blocks))
 //   revolve   Griewank and Walther's binomial schedule with s snapshots, the blocks taken as
@@ -19,6 +21,7 @@ namespace tidemark::planner {
 
 PlanNode none_plan(const ChainCosts& chain);
 PlanNode uniform_plan(const ChainCosts& chain);
+PlanNode uniform_offload_plan(const ChainCosts& chain);
 PlanNode every_k_plan(const ChainCosts& chain, int k);  // k >= 1
 PlanNode sqrt_plan(const ChainCosts& chain);
 PlanNode revolve_plan(const ChainCosts& chain, int snapshots);  // snapshots >= 1

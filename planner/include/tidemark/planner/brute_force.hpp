@@ -4,7 +4,8 @@
 //
 // The trees enumerated: node lists whose nodes are single-stage saves (each variant) and
 // checkpoints [a, b) over every inner list of [a, b), including checkpoints that cover the
-// rest of their list, which the dynamic program leaves out. Two kinds of trees are left
+// rest of their list, which the dynamic program leaves out; with a host link, every
+// top-level node also offloaded (a checkpoint of stage 0 excepted). Two kinds of trees are left
 // out because they execute exactly like trees that are in: a save over several stages
 // (it runs as saves of each stage), and a checkpoint whose inner list is one checkpoint
 // over the same range (the simulator would run the same forward twice; no schedule wants

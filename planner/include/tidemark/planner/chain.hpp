@@ -48,6 +48,10 @@ struct ChainCosts {
   double fixed_ms = 0;               // step time outside stage forward/backward
   std::uint64_t measured_peak = 0;   // the profile's no-checkpoint peak (0 if unknown)
   double measured_step_ms = 0;
+  // Pinned host copies (the profile's host_link); both 0 where nothing can be offloaded,
+  // and then no solver offloads.
+  double d2h_bytes_per_ms = 0;
+  double h2d_bytes_per_ms = 0;
 
   int size() const { return static_cast<int>(stages.size()); }
   // Input bytes of stage k: 0 for stage 0 (part of `resident`), else out of stage k-1.
@@ -57,6 +61,9 @@ struct ChainCosts {
     if (!stages[k].input_grad) return 0;
     return k == 0 ? stages[0].input : stages[k - 1].out;
   }
+  bool can_offload() const { return d2h_bytes_per_ms > 0 && h2d_bytes_per_ms > 0; }
+  double d2h_ms(std::uint64_t bytes) const { return static_cast<double>(bytes) / d2h_bytes_per_ms; }
+  double h2d_ms(std::uint64_t bytes) const { return static_cast<double>(bytes) / h2d_bytes_per_ms; }
   // Index of `variant` in stage k, or -1.
   int variant_index(int k, const std::string& variant) const;
   // Stages whose kind is "block"; every stage if none is.

@@ -17,9 +17,29 @@
 //    dropped (only its graph is needed), then its backward runs with a_c and the gradient
 //    of a_d held; finally the checkpoint releases both (unless an enclosing checkpoint
 //    holds the same tensors) and its state r.
+//  - offload (top-level nodes only; Note [offload]).
 //  - top level: the gradient of the final output is created when backward starts and held
 //    until it returns (loss.backward() keeps it), the final output (the loss) is kept by the
 //    caller, and after backward the optimizer step peaks at L + optimizer_peak.
+//
+// Note [offload]
+// Copies run on their own stream, one stream per direction; the step waits for them only
+// where the runtime does, so their time counts only where it is not hidden.
+//  - save k offloaded: each saved tensor is copied to pinned host memory as the forward
+//    saves it, overlapping the rest of the stage's forward; at the end of the forward the
+//    step waits for the copies and the device bytes s are freed (L -= s, host += s). The
+//    wait costs max(0, d2h(s) - forward_ms). When the stage's backward begins, s is
+//    allocated on the device again (L += s) and copied back; each tensor is waited for only
+//    when the backward uses it, so the copies overlap the backward and cost
+//    max(0, h2d(s) - backward_ms). Peaks are those of save k.
+//  - checkpoint [c, d) offloaded: its input a_c is copied out during the no-grad forward;
+//    after it the step waits (max(0, d2h(x) - no-grad forward of [c, d))) and a_c's device
+//    bytes are freed. When the checkpoint's backward begins, a_c is allocated again and
+//    copied back before the recompute, which needs it at once: h2d(x), not hidden.
+//  - Offload is top-level only. A save's output and a checkpoint's other tensors stay on
+//    the device: the next node computes with them.
+// d2h and h2d are bytes over the profile's measured bandwidths (host_link). The host bytes
+// never count against the budget, which bounds the device; the plan reports their peak.
 #include <cstdint>
 
 #include "tidemark/core/plan.hpp"

@@ -23,12 +23,15 @@
 
 namespace tidemark::planner {
 
-enum class Solver { Optimal, Uniform, EveryK, Sqrt, Revolve, None };
+enum class Solver { Optimal, Uniform, UniformOffload, EveryK, Sqrt, Revolve, None };
 
 const char* to_string(Solver solver);
 std::optional<Solver> solver_from_name(std::string_view name);
 // Every solver, optimal first: the order of --solver's help and of the Pareto CSV.
 const std::vector<Solver>& all_solvers();
+// Those that can plan `chain`: all but uniform-offload where the profile measured no host
+// link (the CPU).
+std::vector<Solver> solvers_for(const ChainCosts& chain);
 
 struct SolveOptions {
   int slots = 500;               // optimal: memory slots over the budget's dynamic part
