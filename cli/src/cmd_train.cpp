@@ -14,6 +14,7 @@
 #include "tidemark/core/fault.hpp"
 #include "tidemark/core/files.hpp"
 #include "tidemark/core/plan.hpp"
+#include "tidemark/runtime/offload.hpp"
 #include "tidemark/core/report.hpp"
 #include "tidemark/core/trace.hpp"
 #include "tidemark/runtime/checkpoint.hpp"
@@ -89,6 +90,21 @@ void run_train(const TrainArgs& a_in) {
           "same --nproc and --zero as you train with, and plan again",
           a.plan_path, plan->sharding.describe(), plan->sharding.ranks,
           plan->sharding.zero ? fmt::format(" --zero {}", plan->sharding.zero) : "", here.describe()));
+    }
+    // Offload runs only where there is device memory to free and host memory to hold it;
+    // every rank holds its own (N ranks on one machine: N times the plan's host bytes).
+    if (offloads(plan->root)) {
+      runtime::check_offload(runtime::resolve_device(a.model.device),
+                             plan->predicted.host_peak_bytes * static_cast<std::uint64_t>(std::max(1, a.nproc)),
+                             a.plan_path);
+    }
+  }
+  if (a.gradient_checkpointing) {
+    // --gc-option offload=true: refused on the CPU before any rank starts (the trainer
+    // checks the host bytes again once the model exists).
+    const auto kwargs = runtime::CheckpointOptions::from_kwargs(parse_kwargs(a.gc_options));
+    if (kwargs.offload) {
+      runtime::check_offload(runtime::resolve_device(a.model.device), 0, "--gc-option offload=true");
     }
   }
   if (a.nproc > 1 && !env) {
@@ -266,6 +282,8 @@ void add_train_command(CLI::App& app) {
   tidemark train --steps 30                        no checkpointing
   tidemark train --arch llama --kv-heads 2 --dropout 0   a LLaMA-style decoder, 4 query heads a kv head
   tidemark train --gradient-checkpointing          every block checkpointed (Hugging Face)
+  tidemark train --device cuda --gradient-checkpointing --gc-option offload=true
+                                                   ... and each block's input in host memory
   tidemark train --plan plan.json --report r.json  the plan from 'tidemark plan'
   tidemark train --steps 1000 --save ckpt --save-every 100
   tidemark train --steps 1000 --resume ckpt --save ckpt --save-every 100   after a crash
@@ -283,7 +301,8 @@ step time and the losses; with --plan it sets them beside the plan's prediction.
   plan->excludes(gc);
   cmd->add_option("--gc-option", a->gc_options,
                   "gradient_checkpointing_kwargs as key=value: preserve_rng_state=false, "
-                  "determinism_check=none, ... (repeatable)");
+                  "determinism_check=none, offload=true (each block's input in pinned host memory; "
+                  "CUDA only), ... (repeatable)");
   cmd->add_option("--report", a->report_path, "write a tidemark.report/1 here");
   cmd->add_option("--trace", a->trace_path, "write a tidemark.trace/1 here");
   cmd->add_option("--data", a->data_path, "train byte-level on this text file (default: synthetic corpus)");

@@ -8,6 +8,8 @@
 // plain block's.
 #include "tidemark/runtime/block_variants.hpp"
 
+#include <utility>
+
 #include <limits>
 
 #include "autocast_state.hpp"
@@ -102,7 +104,10 @@ using torch::autograd::variable_list;
 struct State : torch::CustomClassHolder {
   AutocastState autocast;
   at::Tensor causal;  // [T, T] bool, true where masked
-  at::Tensor mask;    // dropout mask; undefined without dropout
+  // The dropout mask, between dropout_into and save_for_backward, and again in backward.
+  // Kept as a saved variable in between, like every tensor a backward needs, so that saved-
+  // tensor hooks (offload, Note [offload runtime]) see it.
+  at::Tensor mask;
   double scale = 1.0;  // dropout scale 1/(1-p)
   int stage = -1;
   NormWeights norm;    // norm_linear's norm; its tensors are saved variables, not held here
@@ -319,13 +324,14 @@ struct DropoutProduct : torch::autograd::Function<DropoutProduct> {
                             double rate, int64_t stage) {
     auto s = new_state(ctx, static_cast<int>(stage));
     auto dropped = dropout_into(probs, rate, true, *s);
-    ctx->save_for_backward({probs, v});
+    ctx->save_for_backward({probs, v, std::exchange(s->mask, at::Tensor())});
     return at::matmul(dropped, v);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = take_state(ctx);
     auto saved = ctx->get_saved_variables();
+    s->mask = saved[2];
     AutocastRestore autocast(s->autocast);
     PartialRecompute span(s->stage);
     auto dropped = dropout_scale_mul(saved[0], *s);
@@ -344,7 +350,7 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     auto s = new_state(ctx, static_cast<int>(stage));
     s->causal = causal;
     auto dropped = dropout_into(attention_probs(q, k, causal), rate, train, *s);
-    ctx->save_for_backward({q, k, v});
+    ctx->save_for_backward({q, k, v, std::exchange(s->mask, at::Tensor())});
     return at::matmul(dropped, v);
   }
 
@@ -352,6 +358,7 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     auto s = take_state(ctx);
     auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
+    s->mask = saved[3];
     AutocastRestore autocast(s->autocast);
     PartialRecompute span(s->stage);
     auto probs = attention_probs(q, k, s->causal);

@@ -4,7 +4,9 @@
 #include "tidemark/runtime/checkpoint.hpp"
 
 #include "autocast_state.hpp"
+#include "offload_set.hpp"
 #include "rng_state.hpp"
+#include "tidemark/runtime/offload.hpp"
 
 #include <atomic>
 #include <unordered_set>
@@ -55,6 +57,8 @@ CheckpointOptions CheckpointOptions::from_kwargs(const std::map<std::string, std
       o.determinism_check = value;
     } else if (key == "debug") {
       o.debug = parse_bool(key, value);
+    } else if (key == "offload") {
+      o.offload = parse_bool(key, value);
     } else if (key == "context_fn") {
       throw UnsupportedOption(
           "gradient checkpointing option context_fn takes Python context managers and has no C++ "
@@ -62,7 +66,7 @@ CheckpointOptions CheckpointOptions::from_kwargs(const std::map<std::string, std
     } else {
       throw UnsupportedOption(fmt::format(
           "unknown gradient checkpointing option '{}'; known: preserve_rng_state, use_reentrant, "
-          "determinism_check, debug",
+          "determinism_check, debug, offload",
           key));
     }
   }
@@ -112,6 +116,10 @@ struct Segment : torch::CustomClassHolder {
   AutocastState autocast;
   std::vector<std::vector<int64_t>> out_sizes;
   std::vector<at::ScalarType> out_dtypes;
+  // options.offload: the inputs in host memory from the forward to the backward (null where
+  // an input stays on the device), and how to rebuild each on its restored storage.
+  std::vector<std::unique_ptr<detail::StorageTrip>> offloaded;
+  std::vector<std::optional<detail::ViewOf>> offloaded_views;
 };
 
 using torch::autograd::AutogradContext;
@@ -154,6 +162,16 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     ctx->set_materialize_grads(false);
     if (seg->options.preserve_rng_state) seg->rng = take_rng(inputs.at(0).device());
     seg->autocast = AutocastState::current();
+    // Offload: the copies out run while the segment's no-grad forward does (Note [offload]).
+    if (seg->options.offload) {
+      seg->offloaded.resize(inputs.size());
+      seg->offloaded_views.resize(inputs.size());
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (!inputs[i].requires_grad()) continue;
+        seg->offloaded[i] = std::make_unique<detail::StorageTrip>(inputs[i]);
+        seg->offloaded_views[i].emplace(inputs[i]);
+      }
+    }
     variable_list out = seg->fn(inputs);
     TORCH_CHECK(!out.empty(), "tidemark checkpoint: the segment returned no tensor");
     for (const auto& t : out) {
@@ -161,15 +179,26 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
       seg->out_sizes.push_back(t.sizes().vec());
       seg->out_dtypes.push_back(t.scalar_type());
     }
-    ctx->save_for_backward(inputs);
+    variable_list kept = inputs;
+    for (std::size_t i = 0; i < seg->offloaded.size(); ++i) {
+      if (!seg->offloaded[i]) continue;
+      // The step waits for the copy; the device bytes go when the caller drops the input.
+      seg->offloaded[i]->wait_out();
+      kept[i] = at::Tensor();
+    }
+    ctx->save_for_backward(kept);
     ctx->saved_data["segment"] = c10::IValue::make_capsule(seg);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto seg = c10::static_intrusive_pointer_cast<Segment>(ctx->saved_data["segment"].toCapsule());
-    const variable_list inputs = ctx->get_saved_variables();
+    variable_list inputs = ctx->get_saved_variables();
     g_recomputes.fetch_add(1, std::memory_order_relaxed);
+    // Offloaded inputs come back first: the recompute needs them at once.
+    for (std::size_t i = 0; i < seg->offloaded.size(); ++i) {
+      if (seg->offloaded[i]) inputs[i] = seg->offloaded_views[i]->on(seg->offloaded[i]->take_in());
+    }
 
     variable_list xs;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -270,6 +299,13 @@ Activations checkpoint_segment(SegmentFn fn, const Activations& inputs, const st
   }
   if (!needs_graph) return fn(inputs);
   options.validate();
+  if (options.offload && !can_offload(inputs[0].device())) {
+    throw UnsupportedOption(fmt::format(
+        "gradient checkpointing option offload=true keeps each checkpoint's input in pinned host "
+        "memory, which needs a CUDA device; this model runs on {}, where there is no separate device "
+        "memory to free. Leave offload at false",
+        inputs[0].device().str()));
+  }
   auto seg = c10::make_intrusive<Segment>();
   seg->fn = std::move(fn);
   seg->options = options;

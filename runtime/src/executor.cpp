@@ -3,8 +3,10 @@
 #include <atomic>
 #include <fmt/format.h>
 
+#include "offload_set.hpp"
 #include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/profiler/stage_observer.hpp"
+#include "tidemark/runtime/offload.hpp"
 
 namespace tidemark::runtime {
 namespace {
@@ -55,6 +57,14 @@ PlanExecutor::PlanExecutor(ChainModule& chain, PlanNode root, CheckpointOptions 
     : chain_(chain), root_(std::move(root)), options_(std::move(options)) {
   options_.validate();
   validate_plan_tree(root_, chain_.num_stages(), "plan");
+  if (offloads(root_)) {
+    for (int k = 0; k < chain_.num_stages(); ++k) {
+      const auto params = chain_.stage_parameters(k);
+      if (params.empty()) continue;
+      check_offload(params.front().device(), 0, fmt::format("the plan ({})", describe(root_)));
+      break;
+    }
+  }
 }
 
 Activations PlanExecutor::forward(const Activations& inputs, const StageContext& ctx) {
@@ -90,10 +100,36 @@ Activations PlanExecutor::run_stage(int k, const Activations& a, const StageCont
   return profiler::mark_stage_outputs(out, k);
 }
 
+Activations PlanExecutor::run_offloaded_stage(int k, const Activations& a, const StageContext& ctx,
+                                              const std::string& variant) {
+  // Note [offload runtime]: the stage's saved tensors go to the host once its forward is
+  // done (its inputs are still held here, so they stay), and come back when its backward
+  // begins.
+  auto set = std::make_shared<detail::OffloadSet>();
+  Activations out;
+  {
+    detail::OffloadScope scope(set);
+    out = run_stage(k, a, ctx, variant);
+  }
+  set->offload();
+  // The graph keeps this node until the step ends; the set must go with the stage's last
+  // saved tensor (the hooks own it), so the node only watches it.
+  std::weak_ptr<detail::OffloadSet> watched = set;
+  return profiler::call_on_backward(out, [watched](const torch::Tensor&) {
+    if (auto s = watched.lock()) s->prefetch();
+  });
+}
+
 Activations PlanExecutor::run_list(const NodeList& nodes, Activations a, const StageContext& ctx) {
   for (const PlanNode* node : nodes) {
     if (node->op == NodeOp::Save) {
-      for (int k = node->begin; k < node->end; ++k) a = run_stage(k, a, ctx, node->variant);
+      for (int k = node->begin; k < node->end; ++k) {
+        if (node->offload && torch::GradMode::is_enabled()) {
+          a = run_offloaded_stage(k, a, ctx, node->variant);
+        } else {
+          a = run_stage(k, a, ctx, node->variant);
+        }
+      }
       continue;
     }
     // Checkpoint: the closure owns what it needs; the recompute happens during backward.
@@ -109,7 +145,9 @@ Activations PlanExecutor::run_list(const NodeList& nodes, Activations a, const S
       if (obs && recompute) obs->recompute_end();
       return out;
     };
-    a = checkpoint_segment(fn, a, parameters_of(node->begin, node->end), options_);
+    CheckpointOptions options = options_;
+    options.offload = options.offload || node->offload;
+    a = checkpoint_segment(fn, a, parameters_of(node->begin, node->end), options);
   }
   return a;
 }

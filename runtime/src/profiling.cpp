@@ -1,6 +1,8 @@
 // profile_model: Note [what a profile measures] in profiling.hpp.
 #include "tidemark/runtime/profiling.hpp"
 
+#include "tidemark/runtime/offload.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <fmt/format.h>
@@ -299,6 +301,11 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   p.optimizer_peak_bytes = nonneg(opt_peak);
   p.optimizer_ms = median(opt_ms);
   p.checkpoint_state_bytes = checkpoint_state_bytes(subject.device);
+  // The host link, where the device can offload, timed with a copy the size of the largest
+  // saved set (Note [offload] in planner/simulator.hpp).
+  std::uint64_t largest_saved = 0;
+  for (const auto& st : stages) largest_saved = std::max<std::uint64_t>(largest_saved, nonneg(st.saved));
+  p.host_link = measure_host_link(subject.device, largest_saved);
   // Note [pooled stage times]: stages with the same memory signature share their times.
   std::vector<std::uint64_t> param_bytes(static_cast<std::size_t>(L));
   for (int k = 0; k < L; ++k) param_bytes[static_cast<std::size_t>(k)] = unique_bytes(chain.stage_parameters(k));

@@ -1,5 +1,7 @@
 #include "tidemark/runtime/trainer.hpp"
 
+#include "tidemark/runtime/offload.hpp"
+
 #include <ATen/autocast_mode.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <chrono>
@@ -87,6 +89,15 @@ Trainer::Trainer(TrainingConfig config)
       model_->parameters(), torch::optim::AdamWOptions(config_.learning_rate)
                                 .betas({0.9, 0.95})
                                 .weight_decay(config_.weight_decay));
+  // Offload is refused here, before the first step, where it cannot run or would not fit (a
+  // plan that offloads: by the executor, and by the CLI with the plan's host bytes).
+  if (config_.gradient_checkpointing && config_.gradient_checkpointing_kwargs.offload) {
+    // Every block's input: batch x seq x d_model, in float32 (autocast keeps the residual
+    // stream there).
+    const auto& m = config_.model;
+    check_offload(device_, static_cast<std::uint64_t>(m.layers * m.batch * m.seq * m.d_model) * 4,
+                  "--gc-option offload=true");
+  }
   if (config_.plan) executor_ = std::make_unique<PlanExecutor>(*model_, *config_.plan);
 }
 

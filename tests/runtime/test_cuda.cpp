@@ -58,3 +58,25 @@ TEST_CASE("a CUDA profile times every stage on the GPU", "[torch][cuda]") {
     CHECK(l.output_bytes > 0);
   }
 }
+
+// Offload on its real link (Note [offload runtime]): pinned buffers, side streams, events.
+// The same checks as test_offload.cpp's on the emulated CPU link.
+TEST_CASE("on CUDA offloaded plans keep the gradients, and their peaks match the prediction", "[torch][cuda][offload]") {
+  if (skip_without_gpu()) return;
+  const ModelConfig c = on_cuda(gpt_config(4, 128, 4, 256, 8, 0.1));
+  const ChainProfile profile = testing::profile_gpt(c, 2).profile;
+  REQUIRE(profile.host_link.measured());
+  INFO("host link " << profile.host_link.d2h_bytes_per_ms / 1e6 << " GB/s out, " << profile.host_link.h2d_bytes_per_ms / 1e6
+                    << " GB/s in");
+  const planner::ChainCosts chain = planner::chain_from_profile(profile);
+  std::map<std::string, PlanNode> plans;
+  const planner::Candidate hf = planner::baseline_choice(chain, planner::Solver::UniformOffload, profile.peak_bytes);
+  plans.emplace(describe(hf.root), hf.root);
+  for (std::uint64_t budget : testing::budgets_between(chain, profile.peak_bytes, 4)) {
+    const planner::Candidate best = planner::solve(chain, planner::Solver::Optimal, budget);
+    plans.emplace(describe(best.root), best.root);
+    testing::check_measured_peak(c, best, budget);
+  }
+  testing::check_measured_peak(c, hf, hf.sim.peak_bytes + hf.sim.peak_bytes / 50);
+  testing::check_plans_keep_gradients(c, plans, 1e-6);
+}

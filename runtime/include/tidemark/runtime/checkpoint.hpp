@@ -49,6 +49,10 @@ struct CheckpointOptions {
   // backward throws (catches non-deterministic control flow); "none": no check.
   std::string determinism_check = "default";
   bool debug = false;  // PyTorch's op-by-op recompute log: not available in C++, refused.
+  // Hugging Face's offload=true: the inputs that require grad wait for the backward in pinned
+  // host memory instead of on the device (Note [offload runtime], offload.hpp). CUDA only:
+  // refused on the CPU when the checkpoint runs.
+  bool offload = false;
 
   // Throws UnsupportedOption naming the option and why.
   void validate() const;

@@ -1,7 +1,8 @@
 #pragma once
 // Runs a tidemark.plan/1 tree on a chain (DESIGN.md, execution model): save ranges run
 // normally, checkpoint ranges keep only their input and recompute in backward following
-// their inner plan, nested checkpoints recursively. Exactly the semantics the planner's
+// their inner plan, nested checkpoints recursively; offloaded nodes keep what they keep in
+// host memory (Note [offload runtime], offload.hpp; refused where the device cannot). Exactly the semantics the planner's
 // simulator assumes (planner/simulator.hpp, Note [execution model]).
 #include <string>
 #include <torch/torch.h>
@@ -55,6 +56,7 @@ class PlanExecutor {
   using NodeList = std::vector<const PlanNode*>;
   Activations run_list(const NodeList& nodes, Activations a, const StageContext& ctx);
   Activations run_stage(int k, const Activations& a, const StageContext& ctx, const std::string& variant);
+  Activations run_offloaded_stage(int k, const Activations& a, const StageContext& ctx, const std::string& variant);
   std::vector<torch::Tensor> parameters_of(int begin, int end);
 
   ChainModule& chain_;
