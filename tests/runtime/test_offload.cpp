@@ -99,8 +99,8 @@ TEST_CASE("offload frees the device bytes the simulator says, when it says", "[t
 TEST_CASE("--gc-option offload=true trains like no checkpointing and peaks where uniform-offload predicts",
           "[torch][offload]") {
   EmulatedLink link;
-  // Deep and wide enough that the blocks' inputs set uniform's peak, as at long context.
-  const ModelConfig c = gpt_config(6, 128, 4, 64, 4, 0.1);
+  // Long sequences and few parameters: the blocks' inputs set uniform's peak, as at long context.
+  const ModelConfig c = gpt_config(6, 32, 2, 256, 8, 0.1);
   auto run = [&](bool checkpointing, bool offload) {
     TrainingConfig cfg;
     cfg.model = c;
