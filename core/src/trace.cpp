@@ -32,6 +32,8 @@ const char* to_string(Phase p) {
     case Phase::Forward: return "forward";
     case Phase::Backward: return "backward";
     case Phase::Recompute: return "recompute";
+    case Phase::CopyOut: return "copy-out";
+    case Phase::CopyIn: return "copy-in";
   }
   return "?";
 }
@@ -48,12 +50,15 @@ const char* to_string(MemoryCategory c) {
   return "?";
 }
 
-void MemoryTimeline::push(std::int64_t t, const std::array<std::uint64_t, kCategoryCount>& by) {
+void MemoryTimeline::push(std::int64_t t, const std::array<std::uint64_t, kCategoryCount>& by, std::uint64_t host_bytes) {
   std::uint64_t sum = 0;
   for (int c = 0; c < kCategoryCount; ++c) {
     category[c].push_back(by[c]);
     sum += by[c];
   }
+  // The host column starts with the first sample that has host bytes, zeros before it.
+  if (host_bytes > 0 && host.empty()) host.assign(t_us.size(), 0);
+  if (!host.empty()) host.push_back(host_bytes);
   t_us.push_back(t);
   total.push_back(sum);
 }
@@ -93,6 +98,7 @@ std::string trace_to_json(const Trace& t) {
   for (int c = 0; c < kCategoryCount; ++c) {
     mem[to_string(kAllCategories[c])] = t.memory.category[c];
   }
+  if (t.memory.has_host()) mem["host"] = t.memory.host;
   doc["memory"] = std::move(mem);
   return doc.dump() + "\n";
 }
@@ -108,7 +114,9 @@ Phase phase_from(const JsonView& v) {
   if (s == "forward") return Phase::Forward;
   if (s == "backward") return Phase::Backward;
   if (s == "recompute") return Phase::Recompute;
-  v.fail(fmt::format("unknown phase \"{}\"; expected forward, backward or recompute", s));
+  if (s == "copy-out") return Phase::CopyOut;
+  if (s == "copy-in") return Phase::CopyIn;
+  v.fail(fmt::format("unknown phase \"{}\"; expected forward, backward, recompute, copy-out or copy-in", s));
 }
 
 // Times are microseconds from the trace start. Beyond +-1e18 (31,700 years) a time is
@@ -207,6 +215,7 @@ void reference_memory(const JsonView& mem, MemoryTimeline& out) {
   for (int c = 0; c < kCategoryCount; ++c) {
     out.category[c] = reference_column<std::uint64_t>(mem.at(to_string(kAllCategories[c])));
   }
+  if (auto h = mem.get("host")) out.host = reference_column<std::uint64_t>(*h);
 }
 
 // Spans and memory columns as the fast reader ([4]) read them.
@@ -256,6 +265,7 @@ Trace trace_from_dom(const json& doc, const std::string& source, FastColumns* fa
   for (int c = 0; c < kCategoryCount; ++c) {
     if (t.memory.category[c].size() != n) fail(to_string(kAllCategories[c]), "length differs from t_us");
   }
+  if (t.memory.has_host() && t.memory.host.size() != n) fail("host", "length differs from t_us");
   for (size_t i = 1; i < n; ++i) {
     if (t.memory.t_us[i] < t.memory.t_us[i - 1]) fail("t_us", fmt::format("time goes backwards at sample {}", i));
   }
@@ -352,6 +362,8 @@ Phase phase_of(od::value& v) {
   if (std::strncmp(s, "forward\"", 8) == 0) return Phase::Forward;
   if (std::strncmp(s, "backward\"", 9) == 0) return Phase::Backward;
   if (std::strncmp(s, "recompute\"", 10) == 0) return Phase::Recompute;
+  if (std::strncmp(s, "copy-out\"", 9) == 0) return Phase::CopyOut;
+  if (std::strncmp(s, "copy-in\"", 8) == 0) return Phase::CopyIn;
   throw NotFast{};
 }
 
@@ -391,6 +403,9 @@ void fast_memory(od::value& v, MemoryTimeline& out, std::string& scratch) {
     } else if (key == "t_us") {
       fast_column(f.value(), out.t_us);
       ++c;
+    } else if (key == "host") {
+      fast_column(f.value(), out.host);  // optional: not in `seen`
+      continue;
     } else {
       to_dom(f.value(), scratch);  // checked, then dropped as the reference reader drops it
       continue;
@@ -515,14 +530,28 @@ std::string trace_to_chrome_json(const Trace& t) {
     events.push_back(json{{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 1}, {"tid", i},
                           {"args", json{{"sort_index", i}}}});
   }
+  // Copy spans (offload) on two threads of their own after the stages: out, then in.
+  const std::size_t copy_tid = t.stages.size();
+  bool copies = false;
+  for (const auto& s : t.spans) copies = copies || is_copy(s.phase);
+  if (copies) {
+    for (std::size_t i = 0; i < 2; ++i) {
+      events.push_back(json{{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", copy_tid + i},
+                            {"args", json{{"name", i == 0 ? "copies to host" : "copies from host"}}}});
+      events.push_back(json{{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 1}, {"tid", copy_tid + i},
+                            {"args", json{{"sort_index", copy_tid + i}}}});
+    }
+  }
   for (const auto& s : t.spans) {
     const std::string& name = s.stage < static_cast<int>(t.stages.size()) ? t.stages[s.stage].name
                                                                            : std::string("stage");
+    const std::size_t tid = !is_copy(s.phase) ? static_cast<std::size_t>(s.stage)
+                                              : copy_tid + (s.phase == Phase::CopyIn ? 1 : 0);
     events.push_back(json{{"name", fmt::format("{} {}", name, to_string(s.phase))},
                           {"cat", to_string(s.phase)},
                           {"ph", "X"},
                           {"pid", 1},
-                          {"tid", s.stage},
+                          {"tid", tid},
                           {"ts", s.start_us},
                           {"dur", s.end_us - s.start_us},
                           {"args", json{{"step", s.step}}}});
@@ -540,6 +569,10 @@ std::string trace_to_chrome_json(const Trace& t) {
     }
     events.push_back(json{{"name", "memory (bytes)"}, {"ph", "C"}, {"pid", 2}, {"ts", t.memory.t_us[i]},
                           {"args", std::move(args)}});
+    if (t.memory.has_host()) {
+      events.push_back(json{{"name", "pinned host memory (bytes)"}, {"ph", "C"}, {"pid", 2}, {"ts", t.memory.t_us[i]},
+                            {"args", json{{"host", t.memory.host[i]}}}});
+    }
   }
   json doc{{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
   return doc.dump() + "\n";

@@ -22,6 +22,11 @@ void MemoryLedger::on_event(const void* ptr, std::int64_t delta) {
   if (recording_) events_.push_back(MemoryEvent{now_ns(), ptr, delta});
 }
 
+void MemoryLedger::on_host_event(std::int64_t delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (recording_) events_.push_back(MemoryEvent{now_ns(), nullptr, delta, true});
+}
+
 std::int64_t MemoryLedger::live() const {
   std::lock_guard<std::mutex> lock(mu_);
   return live_;

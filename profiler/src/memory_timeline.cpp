@@ -22,6 +22,7 @@ void TimelineBuilder::emit(std::int64_t t_ns) {
   for (int c = 0; c < kCategoryCount; ++c) v[c] = static_cast<std::uint64_t>(std::max<std::int64_t>(0, level_[c]));
   t_.push_back((t_ns - origin_ns_) / 1000);
   levels_.push_back(v);
+  hosts_.push_back(static_cast<std::uint64_t>(std::max<std::int64_t>(0, host_)));
 }
 
 void TimelineBuilder::add_step(const std::vector<MemoryEvent>& events, const std::vector<OpRecord>& ops,
@@ -33,6 +34,7 @@ void TimelineBuilder::add_step(const std::vector<MemoryEvent>& events, const std
     std::unordered_map<const void*, size_t> open;
     for (size_t i = 0; i < n; ++i) {
       const auto& e = events[i];
+      if (e.host) continue;
       if (e.delta > 0) {
         open[e.ptr] = i;
       } else {
@@ -47,7 +49,7 @@ void TimelineBuilder::add_step(const std::vector<MemoryEvent>& events, const std
   // Forward/recompute ops, sorted by start, to find the op an allocation happened in.
   std::vector<const OpRecord*> fwd;
   for (const auto& op : ops) {
-    if (op.phase != Phase::Backward) fwd.push_back(&op);
+    if (op.phase == Phase::Forward || op.phase == Phase::Recompute) fwd.push_back(&op);
   }
   std::sort(fwd.begin(), fwd.end(), [](const OpRecord* a, const OpRecord* b) { return a->t0_ns < b->t0_ns; });
   std::unordered_map<const void*, std::vector<const RolePointers*>> role_of;
@@ -74,6 +76,11 @@ void TimelineBuilder::add_step(const std::vector<MemoryEvent>& events, const std
   // Pass 2: walk the events, moving bytes between categories.
   for (size_t i = 0; i < n; ++i) {
     const auto& e = events[i];
+    if (e.host) {
+      host_ += e.delta;
+      emit(e.t_ns);
+      continue;
+    }
     if (e.delta > 0) {
       MemoryCategory c = classify(i);
       live_[e.ptr] = Live{e.delta, c};
@@ -105,9 +112,9 @@ MemoryTimeline TimelineBuilder::finish() const {
       const auto a = total(i - 1), b = total(i), c = total(i + 1);
       const bool rising_through = a <= b && b <= c;
       const bool falling_through = a >= b && b >= c;
-      keep = !(rising_through || falling_through) || t_[i + 1] - t_[i - 1] > 1000;
+      keep = !(rising_through || falling_through) || t_[i + 1] - t_[i - 1] > 1000 || hosts_[i] != hosts_[i - 1];
     }
-    if (keep) out.push(t_[i], levels_[i]);
+    if (keep) out.push(t_[i], levels_[i], hosts_[i]);
   }
   return out;
 }

@@ -156,6 +156,19 @@ void StageRecorder::partial_recompute_end(int stage) {
   partial_.reset();
 }
 
+// A record of its own, never a stage op: the profile reads forward and backward ops only, so
+// copies show in traces and change no stage's measurements.
+void StageRecorder::copy(int stage, bool to_host, std::int64_t t0_ns, std::int64_t t1_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  OpRecord op;
+  op.step = step_;
+  op.stage = stage;
+  op.phase = to_host ? Phase::CopyOut : Phase::CopyIn;
+  op.t0_ns = t0_ns;
+  op.t1_ns = std::max(t0_ns, t1_ns);
+  done_.push_back(op);
+}
+
 void StageRecorder::finish_backward() {
   std::lock_guard<std::mutex> lock(mu_);
   close_backward_locked();

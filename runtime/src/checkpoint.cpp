@@ -168,7 +168,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
       seg->offloaded_views.resize(inputs.size());
       for (std::size_t i = 0; i < inputs.size(); ++i) {
         if (!inputs[i].requires_grad()) continue;
-        seg->offloaded[i] = std::make_unique<detail::StorageTrip>(inputs[i]);
+        seg->offloaded[i] = std::make_unique<detail::StorageTrip>(inputs[i], detail::CopyStage::current());
         seg->offloaded_views[i].emplace(inputs[i]);
       }
     }
@@ -184,6 +184,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
       if (!seg->offloaded[i]) continue;
       // The step waits for the copy; the device bytes go when the caller drops the input.
       seg->offloaded[i]->wait_out();
+      seg->offloaded[i]->keep_on_host();
       kept[i] = at::Tensor();
     }
     ctx->save_for_backward(kept);

@@ -105,7 +105,7 @@ Activations PlanExecutor::run_offloaded_stage(int k, const Activations& a, const
   // Note [offload runtime]: the stage's saved tensors go to the host once its forward is
   // done (its inputs are still held here, so they stay), and come back when its backward
   // begins.
-  auto set = std::make_shared<detail::OffloadSet>();
+  auto set = std::make_shared<detail::OffloadSet>(k);
   Activations out;
   {
     detail::OffloadScope scope(set);
@@ -147,6 +147,7 @@ Activations PlanExecutor::run_list(const NodeList& nodes, Activations a, const S
     };
     CheckpointOptions options = options_;
     options.offload = options.offload || node->offload;
+    detail::CopyStage copy_stage(node->begin);
     a = checkpoint_segment(fn, a, parameters_of(node->begin, node->end), options);
   }
   return a;

@@ -21,6 +21,8 @@
 
 #include "tidemark/core/bytes.hpp"
 #include "tidemark/core/error.hpp"
+#include "tidemark/profiler/allocator_hook.hpp"
+#include "tidemark/profiler/stage_observer.hpp"
 
 namespace tidemark::runtime {
 namespace detail {
@@ -84,14 +86,24 @@ at::Tensor storage_bytes(const at::Tensor& t) {
 
 bool host_link_emulated() { return g_emulated.load(); }
 
+namespace {
+thread_local int t_copy_stage = -1;
+}
+
+CopyStage::CopyStage(int stage) : previous_(t_copy_stage) { t_copy_stage = stage; }
+CopyStage::~CopyStage() { t_copy_stage = previous_; }
+int CopyStage::current() { return t_copy_stage; }
+
 // ---------------------------------------------------------------- StorageTrip and ViewOf
 
-StorageTrip::StorageTrip(const at::Tensor& t)
-    : device_(t.device()), nbytes_(t.storage().nbytes()), key_(t.storage().unsafeGetStorageImpl()) {
+StorageTrip::StorageTrip(const at::Tensor& t, int stage)
+    : device_(t.device()), stage_(stage), nbytes_(t.storage().nbytes()), key_(t.storage().unsafeGetStorageImpl()) {
   source_ = storage_bytes(t);
   host_ = host_bytes(static_cast<std::int64_t>(nbytes_), device_);
+  out_t0_ = profiler::now_ns();
   if (!device_.is_cuda()) {
     host_.copy_(source_);
+    out_t1_ = profiler::now_ns();
     return;
   }
   const c10::Stream side = side_streams(device_).out;
@@ -108,19 +120,39 @@ StorageTrip::~StorageTrip() {
   // A copy still running reads the device bytes or writes the pinned ones: let it finish.
   if (out_done_ && source_.defined()) wait(*out_done_);
   if (in_done_ && in_.defined()) wait(*in_done_);
+  if (kept_) profiler::ledger().on_host_event(-static_cast<std::int64_t>(nbytes_));
+}
+
+void StorageTrip::traced(bool to_host, std::int64_t t0_ns, std::int64_t t1_ns) const {
+  if (stage_ < 0) return;
+  if (profiler::StageObserver* obs = profiler::active_observer()) obs->copy(stage_, to_host, t0_ns, t1_ns);
 }
 
 void StorageTrip::wait_out() {
-  if (out_done_) wait(*out_done_);
+  if (!source_.defined()) return;
+  if (out_done_) {
+    wait(*out_done_);
+    out_t1_ = profiler::now_ns();
+  }
   source_ = at::Tensor();
+}
+
+void StorageTrip::keep_on_host() {
+  if (kept_) return;
+  kept_ = true;
+  profiler::ledger().on_host_event(static_cast<std::int64_t>(nbytes_));
+  traced(true, out_t0_, out_t1_);
 }
 
 void StorageTrip::start_in() {
   if (in_.defined()) return;
   // Allocated on the compute stream, which may still be using the block it gets.
   in_ = at::empty({static_cast<std::int64_t>(nbytes_)}, at::TensorOptions().dtype(at::kByte).device(device_));
+  in_t0_ = profiler::now_ns();
+  in_t1_ = 0;
   if (!device_.is_cuda()) {
     in_.copy_(host_);
+    in_t1_ = profiler::now_ns();
     return;
   }
   const c10::Stream side = side_streams(device_).in;
@@ -138,7 +170,9 @@ at::Tensor StorageTrip::take_in() {
   if (in_done_) {
     in_done_->block(current_stream(device_));
     in_done_.reset();
+    in_t1_ = profiler::now_ns();  // from here compute waits on the GPU, not here
   }
+  traced(false, in_t0_, in_t1_);
   at::Tensor out = std::move(in_);
   in_ = at::Tensor();
   return out;
@@ -171,7 +205,7 @@ std::size_t OffloadSet::pack(const at::Tensor& t) {
       if (trips_[i].storage->key() == key) found = static_cast<int>(i);
     }
     if (found < 0) {
-      trips_.push_back(Trip{std::make_unique<StorageTrip>(t)});
+      trips_.push_back(Trip{std::make_unique<StorageTrip>(t, stage_)});
       found = static_cast<int>(trips_.size() - 1);
     }
     s.trip = found;
@@ -201,6 +235,7 @@ void OffloadSet::offload() {
     if (trip.offloaded) {
       s.device = at::Tensor();  // the last device references go here
       ++trip.pending;
+      trip.storage->keep_on_host();
     } else {
       s.trip = -1;
     }

@@ -18,13 +18,16 @@ namespace tidemark::runtime::detail {
 class StorageTrip {
  public:
   // Starts copying `t`'s storage to the host, after the work queued on the current stream.
-  explicit StorageTrip(const at::Tensor& t);
+  // `stage` names the copies in traces (-1: not traced).
+  StorageTrip(const at::Tensor& t, int stage);
   ~StorageTrip();
   StorageTrip(const StorageTrip&) = delete;
   StorageTrip& operator=(const StorageTrip&) = delete;
 
   // Returns when the copy out is complete, and lets go of the device storage.
   void wait_out();
+  // The host copy is the one that counts from now on (traces show its bytes until it goes).
+  void keep_on_host();
   // Allocates the storage on the device again and starts the copy back.
   void start_in();
   // The device storage as bytes, once the current stream waits for the copy back (which
@@ -35,7 +38,12 @@ class StorageTrip {
   const void* key() const { return key_; }
 
  private:
+  void traced(bool to_host, std::int64_t t0_ns, std::int64_t t1_ns) const;
+
   c10::Device device_;
+  int stage_ = -1;
+  bool kept_ = false;
+  std::int64_t out_t0_ = 0, out_t1_ = 0, in_t0_ = 0, in_t1_ = 0;
   std::uint64_t nbytes_ = 0;
   const void* key_ = nullptr;  // the device StorageImpl, for grouping while it lives
   at::Tensor source_;          // the device bytes until wait_out
@@ -60,6 +68,8 @@ struct ViewOf {
 // lives until the stage's backward has released everything.
 class OffloadSet {
  public:
+  explicit OffloadSet(int stage) : stage_(stage) {}
+
   // The hook's side, during the forward and the backward.
   std::size_t pack(const at::Tensor& t);
   at::Tensor unpack(std::size_t index);
@@ -88,6 +98,7 @@ class OffloadSet {
     int pending = 0;      // saved tensors on it not yet unpacked
   };
 
+  int stage_;
   mutable std::mutex mutex_;
   std::vector<Saved> saved_;
   std::vector<Trip> trips_;
@@ -105,7 +116,21 @@ class OffloadScope {
   std::shared_ptr<OffloadSet> previous_;
 };
 
-// Whether the emulated CPU link of runtime::testing is on.
+// Whether the emulated CPU link of runtime::offload_testing is on.
 bool host_link_emulated();
+
+// The stage a checkpoint's offloaded inputs belong to, for traces: set by the executor
+// around a checkpoint node (-1 elsewhere).
+class CopyStage {
+ public:
+  explicit CopyStage(int stage);
+  ~CopyStage();
+  CopyStage(const CopyStage&) = delete;
+  CopyStage& operator=(const CopyStage&) = delete;
+  static int current();
+
+ private:
+  int previous_;
+};
 
 }  // namespace tidemark::runtime::detail

@@ -18,9 +18,15 @@ namespace tidemark::runtime {
 namespace {
 
 // The plan that runs what `config` asks through the executor when it gives no plan: Hugging
-// Face-style checkpointing as its uniform plan, or none.
+// Face-style checkpointing as its uniform plan (each checkpoint's input offloaded with its
+// offload option), or none.
 PlanNode executor_plan(GPTImpl& model, const TrainingConfig& config) {
-  return config.gradient_checkpointing ? plan_uniform(model) : plan_no_checkpoint(model.num_stages());
+  if (!config.gradient_checkpointing) return plan_no_checkpoint(model.num_stages());
+  PlanNode root = plan_uniform(model);
+  if (config.gradient_checkpointing_kwargs.offload) {
+    for (PlanNode& n : root.children) n.offload = n.op == NodeOp::Checkpoint && n.begin > 0;
+  }
+  return root;
 }
 
 }  // namespace
@@ -159,7 +165,14 @@ void Trainer::finish_backward() {
 }
 
 void Trainer::use_plan(PlanNode root) {
-  executor_ = std::make_unique<PlanExecutor>(*model_, std::move(root));
+  // The checkpoint options of --gc-option hold for the uniform plan that stands in for the
+  // model's own checkpointing; offload is on the plan's nodes.
+  CheckpointOptions options;
+  if (config_.gradient_checkpointing && !config_.plan) {
+    options = config_.gradient_checkpointing_kwargs;
+    options.offload = false;
+  }
+  executor_ = std::make_unique<PlanExecutor>(*model_, std::move(root), options);
 }
 
 void Trainer::enable_trace() {

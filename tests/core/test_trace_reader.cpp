@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sys/stat.h>
 
 #include "catch.hpp"
@@ -322,4 +323,40 @@ TEST_CASE("read_trace names the file it cannot read", "[core][trace]") {
     CHECK(contains(e.what(), path + ": not valid JSON"));
   }
   std::remove(path.c_str());
+}
+
+TEST_CASE("offload's copy spans and host bytes round-trip through both readers and the Chrome export",
+          "[core][trace][offload]") {
+  Trace t = small_trace();
+  t.spans.push_back(Span{1, Phase::CopyOut, 0, 5, 9});
+  t.spans.push_back(Span{1, Phase::CopyIn, 0, 30, 33});
+  t.memory.host.assign(t.memory.size(), 0);
+  if (!t.memory.host.empty()) t.memory.host.back() = 4096;
+  const std::string text = trace_to_json(t);
+  Trace u = trace_from_json(text, "t.json");
+  check_same(t, u);
+  CHECK(u.memory.host == t.memory.host);
+  // The reference reader (a document the fast one leaves to it: an extra member first).
+  json doc = json::parse(text);
+  doc["memory"]["x"] = nullptr;
+  Trace v = trace_from_json(doc.dump(), "t.json");
+  CHECK(v.memory.host == t.memory.host);
+  CHECK(v.spans[v.spans.size() - 1].phase == Phase::CopyIn);
+  json ragged = json::parse(text);
+  ragged["memory"]["host"].push_back(1);
+  CHECK_THROWS_WITH(trace_from_json(ragged.dump(), "t.json"), Catch::Matchers::ContainsSubstring("memory.host"));
+  // A trace without offload writes no host column.
+  Trace plain = small_trace();
+  CHECK(trace_to_json(plain).find("\"host\"") == std::string::npos);
+
+  json chrome = json::parse(trace_to_chrome_json(u));
+  std::set<std::string> names;
+  int host_counters = 0;
+  for (const auto& e : chrome["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "thread_name") names.insert(e["args"]["name"].get<std::string>());
+    host_counters += e["ph"] == "C" && e["name"] == "pinned host memory (bytes)";
+  }
+  CHECK(names.count("copies to host") == 1);
+  CHECK(names.count("copies from host") == 1);
+  CHECK(host_counters == static_cast<int>(u.memory.size()));
 }

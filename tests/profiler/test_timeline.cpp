@@ -74,3 +74,20 @@ TEST_CASE("sizes derived from tensors are counted as the allocator reports them"
   REQUIRE(conf != nullptr);
   CHECK(std::string(conf).find("expandable_segments") != std::string::npos);
 }
+
+TEST_CASE("offload's host bytes make their own column, outside the device total", "[profiler][offload]") {
+  TimelineBuilder b(0);
+  b.seed(0, {});
+  std::vector<MemoryEvent> ev = {
+      {1'000'000, P(10), 300},
+      {2'000'000, nullptr, 4096, true},   // offloaded
+      {3'000'000, P(10), -300},
+      {9'000'000, nullptr, -4096, true},  // back
+  };
+  b.add_step(ev, {}, {});
+  MemoryTimeline t = b.finish();
+  REQUIRE(t.size() == ev.size());
+  REQUIRE(t.has_host());
+  CHECK(t.host == std::vector<std::uint64_t>{0, 4096, 4096, 0});
+  CHECK(t.total == std::vector<std::uint64_t>{300, 300, 0, 0});
+}

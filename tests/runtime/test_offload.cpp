@@ -2,6 +2,8 @@
 // emulated CPU link the executor runs every offload the planner can choose, and the tests
 // hold the gradients to no checkpointing and the measured device peak to the simulator.
 // On CUDA the same checks run in test_cuda.cpp; on the CPU proper, offload is refused.
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "../cli/run.hpp"
@@ -126,6 +128,39 @@ TEST_CASE("--gc-option offload=true trains like no checkpointing and peaks where
   CHECK(hf_peak < uniform_peak);
   CHECK(std::abs(static_cast<double>(hf_peak) - static_cast<double>(predicted.peak_bytes)) <=
         0.05 * static_cast<double>(hf_peak));
+}
+
+TEST_CASE("a trace shows offload's copies on their lanes and its host bytes", "[torch][offload]") {
+  EmulatedLink link;
+  const ModelConfig c = gpt_config(3, 32, 2, 32, 3, 0.1);
+  GPT model(c);
+  const PlanNode root = mixed(model->num_stages());  // checkpoint [1, 2) and save [2, 4) offloaded
+  TrainingConfig cfg;
+  cfg.model = c;
+  cfg.steps = 2;
+  cfg.plan = root;
+  Trainer trainer(cfg);
+  trainer.enable_trace();
+  trainer.train();
+  const Trace t = trainer.finish_trace();
+  std::map<std::pair<int, Phase>, int> copies;
+  for (const Span& s : t.spans) {
+    if (is_copy(s.phase)) ++copies[{s.stage, s.phase}];
+  }
+  // Per step: stage 1's input once each way; stages 2 and 3 their storages, at least once.
+  CHECK(copies[{1, Phase::CopyOut}] == 2);
+  CHECK(copies[{1, Phase::CopyIn}] == 2);
+  for (int k : {2, 3}) {
+    CHECK(copies[{k, Phase::CopyOut}] >= 2);
+    CHECK(copies[{k, Phase::CopyIn}] >= 2);
+  }
+  CHECK(copies.count({0, Phase::CopyOut}) == 0);
+  REQUIRE(t.memory.has_host());
+  const std::uint64_t most = *std::max_element(t.memory.host.begin(), t.memory.host.end());
+  CHECK(most > 0);
+  CHECK(t.memory.host.back() == 0);  // all back by the end
+  // And it survives a write and a read.
+  CHECK(trace_from_json(trace_to_json(t), "t.json").memory.host == t.memory.host);
 }
 
 TEST_CASE("on the CPU offload is refused with what to do instead", "[torch][offload]") {

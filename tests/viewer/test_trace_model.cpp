@@ -201,3 +201,31 @@ TEST_CASE("TraceModel::load reads a file and reports bad ones as UserError", "[v
   std::remove(path.c_str());
   CHECK_THROWS_AS(TraceModel::load(path), UserError);
 }
+
+TEST_CASE("offload's copies get two lanes of their own after the stages", "[viewer][model][offload]") {
+  Trace t = generate_trace(TraceGenOptions{});
+  const int stages = static_cast<int>(t.stages.size());
+  const auto without = TraceModel::build(t);
+  CHECK(without->lane_count() == stages);  // no copies, no copy lanes
+  t.spans.push_back(Span{1, Phase::CopyOut, 0, 100, 200});
+  t.spans.push_back(Span{2, Phase::CopyOut, 0, 150, 260});
+  t.spans.push_back(Span{1, Phase::CopyIn, 0, 900, 950});
+  const auto m = TraceModel::build(t);
+  REQUIRE(m->lane_count() == stages + 2);
+  CHECK(m->lane_name(stages) == "copies to host");
+  CHECK(m->lane_name(stages + 1) == "copies from host");
+  CHECK(m->lane(stages).size() == 2);
+  CHECK(m->lane(stages + 1).size() == 1);
+  const auto hit = m->hit_span(stages + 1, 920, 1);
+  REQUIRE(hit);
+  CHECK(m->trace().spans[*hit].stage == 1);
+  std::vector<LaneRun> runs;
+  m->lane_runs(stages, 0, 1000, 1, runs);
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].dominant_phase() == Phase::CopyOut);
+  // The stage table counts no copy time.
+  for (int k = 0; k < stages; ++k) {
+    CHECK(m->stage_stats()[k].forward_us == without->stage_stats()[k].forward_us);
+    CHECK(m->stage_stats()[k].backward_us == without->stage_stats()[k].backward_us);
+  }
+}

@@ -201,15 +201,23 @@ void line_swatch(ImU32 colour, const char* name, float dash, float gap, float th
   ImGui::SameLine(0, 14);
 }
 
-void legend() {
+void legend(const ViewState& s) {
   for (int c = 0; c < kCategoryCount; ++c) swatch(category_colour(c), to_string(kAllCategories[static_cast<std::size_t>(c)]));
   ImGui::TextDisabled("|");
   ImGui::SameLine(0, 14);
   for (Phase p : {Phase::Forward, Phase::Backward, Phase::Recompute}) swatch(phase_colour(p), to_string(p));
+  bool copies = false;
+  for (const auto& slot : s.traces) copies = copies || (slot.model && slot.model->lane_count() > slot.model->stage_lane_count());
+  if (copies) {
+    for (Phase p : {Phase::CopyOut, Phase::CopyIn}) swatch(phase_colour(p), to_string(p));
+  }
   ImGui::TextDisabled("|");
   ImGui::SameLine(0, 14);
   line_swatch(colours::kBudget, "budget", 6, 3, 2);
   line_swatch(colours::kPredicted, "predicted peak", 2, 3, 1);
+  bool host = false;
+  for (const auto& slot : s.traces) host = host || (slot.model && slot.model->trace().memory.has_host());
+  if (host) line_swatch(palette::kHost, "pinned host bytes", 3, 2, 1);
   // The marker's own shape: the default font has no triangle glyph.
   ImDrawList* dl = ImGui::GetWindowDrawList();
   const ImVec2 p = ImGui::GetCursorScreenPos();
@@ -232,7 +240,7 @@ void draw_header(ViewState& s) {
   }
   range_line(s);
   buttons(s, reload);
-  legend();
+  legend(s);
   if (!s.errors.empty()) {
     for (const auto& e : s.errors) {
       ImGui::PushTextWrapPos(0);

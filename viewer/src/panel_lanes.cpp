@@ -1,5 +1,6 @@
 // Stage lanes: one row per stage on the timeline's time axis, spans coloured by phase
-// (forward, backward, recompute). The rows are a CPU image (rasterize_lanes: spans narrower
+// (forward, backward, recompute), and with offload two more rows for the copies to host and
+// back. The rows are a CPU image (rasterize_lanes: spans narrower
 // than two pixels merge into runs drawn as stripes of their phase mix, so a zoomed-out lane
 // still shows where recompute happened); this panel adds stage names, cursor, selection and
 // the hover readout: the span under the mouse with the live bytes around it. A click
@@ -29,7 +30,7 @@ void stage_names(ImDrawList* dl, const ViewState& s, const TraceModel& m, const 
       dl->AddRectFilled(ImVec2(r.min.x - s.gutter, y0), ImVec2(r.min.x, y0 + static_cast<float>(row_h)), palette::kLaneSelected);
     }
     if (stage % label_every != 0 && !selected) continue;
-    const std::string& name = m.trace().stages[static_cast<std::size_t>(stage)].name;
+    const std::string& name = m.lane_name(stage);
     const ImVec2 size = ImGui::CalcTextSize(name.c_str());
     dl->AddText(ImVec2(r.min.x - 8 - size.x, y0 + (static_cast<float>(row_h) - size.y) * 0.5f),
                 selected ? IM_COL32(255, 255, 255, 255) : colours::kAxisText, name.c_str());
@@ -133,7 +134,7 @@ void draw_stage_lanes(ViewState& s, float height) {
         if (auto hit = m.hit_span(stage, t, 3 * px_us)) {
           span_tooltip(s, m, *hit, r);
         } else {
-          ImGui::SetTooltip("%s: idle at %s", m.trace().stages[static_cast<std::size_t>(stage)].name.c_str(),
+          ImGui::SetTooltip("%s: idle at %s", m.lane_name(stage).c_str(),
                             format_time(t).c_str());
         }
       }

@@ -87,6 +87,25 @@ void line_labels(ImDrawList* dl, const ViewState& s, const TraceModel& m, const 
   }
 }
 
+// Offload's pinned host bytes: a line over the device areas, which it is not part of. At
+// most a few points per pixel column: the largest value of the samples under each.
+void host_line(ImDrawList* dl, const ViewState& s, const TraceModel& m, const PlotRect& r) {
+  const MemoryTimeline& tl = m.trace().memory;
+  if (!tl.has_host() || tl.host.size() != tl.size()) return;
+  const double px_us = s.time.span() / r.width();
+  std::vector<ImVec2> points;
+  for (int col = 0; col < static_cast<int>(r.width()); ++col) {
+    const double t0 = s.time.begin() + col * px_us;
+    const SampleRange range = m.memory().samples_in(t0, t0 + px_us);
+    if (range.empty()) continue;
+    std::uint64_t most = 0;
+    // Bounded: a column with more samples than this shows its first ones.
+    for (std::uint32_t i = range.first; i < range.last && i < range.first + 256; ++i) most = std::max(most, tl.host[i]);
+    points.emplace_back(r.min.x + static_cast<float>(col) + 0.5f, y_of(r, static_cast<double>(most), s.y_max));
+  }
+  if (points.size() >= 2) dl->AddPolyline(points.data(), static_cast<int>(points.size()), palette::kHost, 0, 1.5f);
+}
+
 // ---- [2] peak marker --------------------------------------------------------------------------
 
 void peak_marker(ImDrawList* dl, const ViewState& s, const TraceModel& m, const PlotRect& r, const Taken& taken) {
@@ -151,6 +170,9 @@ void hover_tooltip(const ViewState& s, const TraceModel& m, const PlotRect& r, d
     const double share = static_cast<double>(tl.total[k]) / static_cast<double>(*m.trace().budget_bytes);
     ImGui::TextDisabled("%.1f%% of the budget", share * 100);
   }
+  if (tl.has_host() && k < tl.host.size()) {
+    ImGui::Text("pinned host (offload) %s, not in the total", bytes_text(tl.host[k]).c_str());
+  }
   ImGui::EndTooltip();
 }
 
@@ -190,6 +212,7 @@ void draw_memory_timeline(ViewState& s, int index, const PlotRect& r) {
     reserved_x = r.min.x + ImGui::CalcTextSize(label.c_str()).x + 16;
   }
   step_labels(dl, s, m, r, reserved_x);
+  host_line(dl, s, m, r);
   Taken taken;
   line_labels(dl, s, m, r, taken);
   draw_cursor_and_selection(dl, s, r);

@@ -10,7 +10,7 @@ namespace tidemark::viewer {
 
 Phase LaneRun::dominant_phase() const {
   int best = 0;
-  for (int p = 1; p < 3; ++p) {
+  for (int p = 1; p < kPhaseCount; ++p) {
     if (phase_count[static_cast<std::size_t>(p)] > phase_count[static_cast<std::size_t>(best)]) best = p;
   }
   return static_cast<Phase>(best);
@@ -48,12 +48,17 @@ TraceModel::TraceModel(Trace trace, std::string source) : trace_(std::move(trace
     peak_ = PeakInfo{true, e.at_max, t.memory.t_us[e.at_max], e.max_total};
   }
 
-  // Lanes: one per stage, spans sorted by start (ties: longer first, so a parent-like span
-  // is met before what it contains).
-  lanes_.resize(t.stages.size());
+  // Lanes: one per stage, and two for offload's copies when there are any; spans sorted by
+  // start (ties: longer first, so a parent-like span is met before what it contains).
+  const int stages = static_cast<int>(t.stages.size());
+  bool copies = false;
+  for (const auto& s : t.spans) copies = copies || is_copy(s.phase);
+  lanes_.resize(t.stages.size() + (copies ? 2 : 0));
   for (std::uint32_t i = 0; i < t.spans.size(); ++i) {
-    const int stage = t.spans[i].stage;
-    if (stage >= 0 && stage < lane_count()) lanes_[static_cast<std::size_t>(stage)].spans.push_back(i);
+    const Span& s = t.spans[i];
+    if (s.stage < 0 || s.stage >= stages) continue;
+    const int lane = !is_copy(s.phase) ? s.stage : stages + (s.phase == Phase::CopyIn ? 1 : 0);
+    lanes_[static_cast<std::size_t>(lane)].spans.push_back(i);
   }
   for (Lane& lane : lanes_) {
     std::stable_sort(lane.spans.begin(), lane.spans.end(), [&](std::uint32_t a, std::uint32_t b) {
@@ -72,7 +77,7 @@ TraceModel::TraceModel(Trace trace, std::string source) : trace_(std::move(trace
       lane.start[k] = s.start_us;
       running = std::max(running, s.end_us);
       lane.max_end[k] = running;
-      for (int p = 0; p < 3; ++p) {
+      for (int p = 0; p < kPhaseCount; ++p) {
         lane.phase_prefix[static_cast<std::size_t>(p)][k + 1] =
             lane.phase_prefix[static_cast<std::size_t>(p)][k] + (static_cast<int>(s.phase) == p ? 1 : 0);
       }
@@ -84,7 +89,7 @@ TraceModel::TraceModel(Trace trace, std::string source) : trace_(std::move(trace
   stats_.resize(t.stages.size());
   std::vector<std::array<double, 3>> sum(t.stages.size(), {0, 0, 0});
   for (const auto& s : t.spans) {
-    if (s.stage < 0 || s.stage >= lane_count()) continue;
+    if (s.stage < 0 || s.stage >= stages || is_copy(s.phase)) continue;
     auto& st = stats_[static_cast<std::size_t>(s.stage)];
     sum[static_cast<std::size_t>(s.stage)][static_cast<std::size_t>(s.phase)] += static_cast<double>(s.end_us - s.start_us);
     if (s.phase == Phase::Forward) ++st.forward_count;
@@ -102,6 +107,12 @@ TraceModel::TraceModel(Trace trace, std::string source) : trace_(std::move(trace
     st.backward_us = sum[i][1] / steps;
     st.recompute_us = sum[i][2] / steps;
   }
+}
+
+const std::string& TraceModel::lane_name(int lane) const {
+  static const std::string out = "copies to host", in = "copies from host";
+  if (lane < stage_lane_count()) return trace_.stages[static_cast<std::size_t>(lane)].name;
+  return lane == stage_lane_count() ? out : in;
 }
 
 std::size_t TraceModel::step_count() const {
@@ -142,7 +153,7 @@ void TraceModel::lane_runs(int stage, double t0, double t1, double merge_us, std
     return static_cast<std::size_t>(it - lane.start.begin());
   };
   auto finish = [&](LaneRun& r) {
-    for (int p = 0; p < 3; ++p) {
+    for (int p = 0; p < kPhaseCount; ++p) {
       const auto& pre = lane.phase_prefix[static_cast<std::size_t>(p)];
       r.phase_count[static_cast<std::size_t>(p)] = pre[r.last] - pre[r.first];
     }

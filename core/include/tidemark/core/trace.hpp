@@ -18,7 +18,12 @@ namespace tidemark {
 inline constexpr const char* kTraceSchema = "tidemark.trace";
 inline constexpr int kTraceVersion = 1;
 
-enum class Phase { Forward, Backward, Recompute };
+// CopyOut / CopyIn: an offloaded stage's tensors on their way to pinned host memory and back
+// (Note [offload runtime] in runtime/offload.hpp), from the copy's launch to the moment the
+// step waited for it (out) or first needed it (in). Drawn on lanes of their own.
+enum class Phase { Forward, Backward, Recompute, CopyOut, CopyIn };
+inline constexpr int kPhaseCount = 5;
+inline bool is_copy(Phase p) { return p == Phase::CopyOut || p == Phase::CopyIn; }
 const char* to_string(Phase p);
 
 enum class MemoryCategory { Parameter, Gradient, OptimizerState, Input, Activation, Temporary };
@@ -40,9 +45,13 @@ struct MemoryTimeline {
   std::vector<std::int64_t> t_us;
   std::vector<std::uint64_t> total;
   std::array<std::vector<std::uint64_t>, kCategoryCount> category;
+  // Pinned host bytes held by offload at each sample: not device memory, so not in `total`
+  // or the categories. Empty when the trace has none (JSON "host", written only then).
+  std::vector<std::uint64_t> host;
 
   size_t size() const { return t_us.size(); }
-  void push(std::int64_t t, const std::array<std::uint64_t, kCategoryCount>& by_category);
+  bool has_host() const { return !host.empty(); }
+  void push(std::int64_t t, const std::array<std::uint64_t, kCategoryCount>& by_category, std::uint64_t host_bytes = 0);
 };
 
 struct StepMark {

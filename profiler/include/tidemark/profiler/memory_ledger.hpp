@@ -16,6 +16,7 @@ struct MemoryEvent {
   std::int64_t t_ns = 0;   // steady clock
   const void* ptr = nullptr;
   std::int64_t delta = 0;  // +size on allocation, -size on free
+  bool host = false;       // pinned host bytes offload took or gave back (not device memory)
 };
 
 class MemoryLedger {
@@ -30,6 +31,9 @@ class MemoryLedger {
   void reset_op_peak();    // op peak := live
   // Live bytes and op peak read together (one lock), for the profiler's stage markers.
   void snapshot(std::int64_t& live, std::int64_t& op_peak) const;
+
+  // Offload's pinned host bytes: recorded for traces, never counted as live device bytes.
+  void on_host_event(std::int64_t delta);
 
   // Event recording for traces: off by default (the hook then only counts).
   void set_recording(bool on);

@@ -62,6 +62,8 @@ class TimelineBuilder {
   std::unordered_map<const void*, Live> live_;
   std::vector<std::int64_t> t_;
   std::vector<std::array<std::uint64_t, kCategoryCount>> levels_;
+  std::int64_t host_ = 0;  // offload's pinned host bytes (events with `host`)
+  std::vector<std::uint64_t> hosts_;
 };
 
 }  // namespace tidemark::profiler

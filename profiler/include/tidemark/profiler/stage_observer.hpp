@@ -29,6 +29,9 @@ class StageObserver {
   // attention core): a span inside the stage's open backward span, which stays open.
   virtual void partial_recompute_begin(int /*stage*/) {}
   virtual void partial_recompute_end(int /*stage*/) {}
+  // Offload copied a stage's tensors to pinned host memory (to_host) or back, from t0_ns to
+  // t1_ns on now_ns()'s clock (Phase::CopyOut / CopyIn in traces).
+  virtual void copy(int /*stage*/, bool /*to_host*/, std::int64_t /*t0_ns*/, std::int64_t /*t1_ns*/) {}
 };
 
 // The process-wide observer, or nullptr. Set by the profiler for the duration of a run.

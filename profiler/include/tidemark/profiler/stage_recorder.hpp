@@ -73,6 +73,7 @@ class StageRecorder : public StageObserver {
   void recompute_end() override;
   void partial_recompute_begin(int stage) override;
   void partial_recompute_end(int stage) override;
+  void copy(int stage, bool to_host, std::int64_t t0_ns, std::int64_t t1_ns) override;
 
   // Records so far, in completion order; take_ops() clears them.
   std::vector<OpRecord> take_ops();

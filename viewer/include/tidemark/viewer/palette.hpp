@@ -32,6 +32,9 @@ inline constexpr std::uint32_t kCategory[kCategoryCount] = {
 inline constexpr std::uint32_t kForward = rgba(96, 176, 86);      // green
 inline constexpr std::uint32_t kBackward = rgba(88, 156, 232);    // sky blue
 inline constexpr std::uint32_t kRecompute = rgba(236, 96, 206);   // magenta: what the plan costs
+inline constexpr std::uint32_t kCopyOut = rgba(188, 189, 34);     // olive: offload to host
+inline constexpr std::uint32_t kCopyIn = rgba(40, 200, 240);      // cyan: back from host
+inline constexpr std::uint32_t kHost = rgba(150, 230, 120);       // pinned host bytes, a line
 
 inline constexpr std::uint32_t kBackground = rgba(22, 23, 28);    // window (glClear)
 inline constexpr std::uint32_t kPlotBg = rgba(30, 32, 40);
@@ -47,7 +50,14 @@ inline constexpr std::uint32_t kLaneSelected = rgba(70, 82, 120);
 
 inline constexpr std::uint32_t category(MemoryCategory c) { return kCategory[static_cast<int>(c)]; }
 inline constexpr std::uint32_t phase(Phase p) {
-  return p == Phase::Forward ? kForward : p == Phase::Backward ? kBackward : kRecompute;
+  switch (p) {
+    case Phase::Forward: return kForward;
+    case Phase::Backward: return kBackward;
+    case Phase::Recompute: return kRecompute;
+    case Phase::CopyOut: return kCopyOut;
+    case Phase::CopyIn: return kCopyIn;
+  }
+  return kRecompute;
 }
 
 }  // namespace palette

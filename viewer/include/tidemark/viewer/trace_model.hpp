@@ -27,7 +27,7 @@ struct LaneRun {
   double end_us = 0;
   std::uint32_t first = 0;  // positions in the lane (lane(stage)[first..last))
   std::uint32_t last = 0;
-  std::array<std::uint32_t, 3> phase_count{};  // forward, backward, recompute
+  std::array<std::uint32_t, kPhaseCount> phase_count{};  // by Phase
   std::uint32_t count() const { return last - first; }
   Phase dominant_phase() const;
 };
@@ -75,8 +75,13 @@ class TraceModel {
   // The largest byte count any line or area of this trace reaches (for a shared y scale).
   std::uint64_t y_max_bytes() const;
 
+  // A lane per stage, then, when the trace has offload copies, one for the copies to host
+  // and one for the copies back (their spans keep their stage, for the readout).
   int lane_count() const { return static_cast<int>(lanes_.size()); }
-  // Indices into trace().spans of the stage's spans, sorted by start.
+  int stage_lane_count() const { return static_cast<int>(trace_.stages.size()); }
+  // The stage's name, or "copies to host" / "copies from host".
+  const std::string& lane_name(int lane) const;
+  // Indices into trace().spans of the lane's spans, sorted by start.
   const std::vector<std::uint32_t>& lane(int stage) const { return lanes_[static_cast<std::size_t>(stage)].spans; }
 
   // Runs to draw for the lane over [t0, t1): spans narrower than merge_us are merged with
@@ -100,7 +105,7 @@ class TraceModel {
     std::vector<std::uint32_t> spans;          // sorted by start
     std::vector<std::int64_t> start;           // start_us, same order
     std::vector<std::int64_t> max_end;         // prefix max of end_us
-    std::array<std::vector<std::uint32_t>, 3> phase_prefix;  // count of each phase in [0, i)
+    std::array<std::vector<std::uint32_t>, kPhaseCount> phase_prefix;  // count of each phase in [0, i)
   };
   // First position whose span may end after t (prefix max end > t).
   std::size_t first_ending_after(const Lane& lane, double t) const;
