@@ -50,6 +50,7 @@ struct Contender {
   planner::Solver solver;
   bool variants = false;
   const char* color = "black";
+  bool no_offload = false;  // plans on the chain without its host link: recompute only
 };
 
 struct Trial {
@@ -154,6 +155,13 @@ int main(int argc, char** argv) {
     std::vector<Contender> contenders;
     for (planner::Solver s : planner::solvers_for(chain_var)) contenders.push_back({planner::to_string(s), s, false, color_of(s)});
     if (!no_variants) contenders.push_back({"optimal+variants", planner::Solver::Optimal, true, "#8c564b"});
+    // With a host link (CUDA) the optimal solvers may offload: the same solver without it is
+    // the recompute-only front the offload targets compare with.
+    planner::ChainCosts chain_recompute = chain_var;
+    chain_recompute.d2h_bytes_per_ms = chain_recompute.h2d_bytes_per_ms = 0;
+    if (chain_var.can_offload()) {
+      contenders.push_back({"recompute only", planner::Solver::Optimal, true, "#bcbd22", true});
+    }
     const std::uint64_t lo = std::min(planner::minimum_peak(chain), planner::minimum_peak(chain_var));
     const std::uint64_t hi = profile.peak_bytes;
     std::vector<std::uint64_t> budgets;
@@ -179,7 +187,8 @@ int main(int argc, char** argv) {
         const Contender& con = contenders[static_cast<size_t>(ci)];
         Trial t{ci, budget};
         try {
-          planner::Candidate c = planner::solve(con.variants ? chain_var : chain, con.solver, budget);
+          planner::Candidate c =
+              planner::solve(con.no_offload ? chain_recompute : con.variants ? chain_var : chain, con.solver, budget);
           t.fits = true;
           const std::string text = describe(c.root);
           auto [it, inserted] = plan_index.emplace(text, static_cast<int>(plans.size()));

@@ -62,6 +62,22 @@ class ChainTerms {
   bool offload_save(int j) const { return j == n_ && chain_.can_offload(); }
   bool offload_checkpoint(int i, int j) const { return i > 0 && offload_save(j); }
 
+  // Every first node of a list over [i, j), always in this order (the time program's fill and
+  // reconstruction rely on it to break ties alike): save stage i with each variant, then the
+  // same offloaded where allowed; checkpoint [i, k) for each k, then the same offloaded.
+  // save(v, SaveTerms, offload); checkpoint(k, CheckpointTerms, offload).
+  template <class Save, class Checkpoint>
+  void for_each_first(int i, int j, Save&& on_save, Checkpoint&& on_checkpoint) const {
+    for (int v = 0; v < variants(i); ++v) on_save(v, save(i, v, j), false);
+    if (offload_save(j)) {
+      for (int v = 0; v < variants(i); ++v) on_save(v, save_offloaded(i, v), true);
+    }
+    for (int k = i + 1; k < j; ++k) on_checkpoint(k, checkpoint(i, k, j), false);
+    if (offload_checkpoint(i, j)) {
+      for (int k = i + 1; k < j; ++k) on_checkpoint(k, checkpoint_offloaded(i, k), true);
+    }
+  }
+
  private:
   std::uint64_t forward_phase(std::uint64_t peak, int j) const;
   std::uint64_t params(int a, int b) const { return param_prefix_[b] - param_prefix_[a]; }

@@ -111,9 +111,8 @@ int OptimalDp::slots(std::uint64_t bytes) const {
   return s >= static_cast<std::uint64_t>(width_) ? width_ : static_cast<int>(s);
 }
 
-// Calls f(choice) for every first node of the list over [i, j): each variant of saving
-// stage i, then each checkpoint [i, k). The fill and the reconstruction share this order,
-// so they break ties alike.
+// Calls f(choice) for every first node of the list over [i, j), in ChainTerms::for_each_first's
+// order. The fill and the reconstruction share it, so they break ties alike.
 template <class F>
 void OptimalDp::for_each_choice(const detail::ChainTerms& terms, int i, int j, F&& f) const {
   auto save = [&](int v, const detail::SaveTerms& t, bool offload) {
@@ -146,14 +145,7 @@ void OptimalDp::for_each_choice(const detail::ChainTerms& terms, int i, int j, F
     c.inner = row(i, k);
     f(c);
   };
-  for (int v = 0; v < terms.variants(i); ++v) save(v, terms.save(i, v, j), false);
-  if (terms.offload_save(j)) {
-    for (int v = 0; v < terms.variants(i); ++v) save(v, terms.save_offloaded(i, v), true);
-  }
-  for (int k = i + 1; k < j; ++k) checkpoint(k, terms.checkpoint(i, k, j), false);
-  if (terms.offload_checkpoint(i, j)) {
-    for (int k = i + 1; k < j; ++k) checkpoint(k, terms.checkpoint_offloaded(i, k), true);
-  }
+  terms.for_each_first(i, j, save, checkpoint);
 }
 
 void OptimalDp::fill_row(const detail::ChainTerms& terms, int i, int j) {

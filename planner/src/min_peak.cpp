@@ -71,14 +71,7 @@ class MinPeak {
       offer(std::max({t.forward, above(t.keep, t.released, rest.bytes), t.inner_base + inner.bytes}),
             t.ms + rest.ms + inner.ms, -1, k, offload);
     };
-    for (int v = 0; v < terms_.variants(i); ++v) save(v, terms_.save(i, v, j), false);
-    if (terms_.offload_save(j)) {
-      for (int v = 0; v < terms_.variants(i); ++v) save(v, terms_.save_offloaded(i, v), true);
-    }
-    for (int k = i + 1; k < j; ++k) checkpoint(k, terms_.checkpoint(i, k, j), false);
-    if (terms_.offload_checkpoint(i, j)) {
-      for (int k = i + 1; k < j; ++k) checkpoint(k, terms_.checkpoint_offloaded(i, k), true);
-    }
+    terms_.for_each_first(i, j, save, checkpoint);
     cell(i, j) = best;
   }
 

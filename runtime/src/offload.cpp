@@ -64,6 +64,24 @@ void order(const c10::Stream& first, const c10::Stream& later) {
   ready.block(later);
 }
 
+// dst <- src (bytes). On the CPU at once; on CUDA on `side`, after the work queued on the
+// compute stream so far, with `done` recorded after it. Returns whether it is complete.
+bool copy_bytes(at::Tensor& dst, const at::Tensor& src, const c10::Device& device, const c10::Stream* side,
+                std::optional<c10::Event>& done) {
+  if (!device.is_cuda()) {
+    dst.copy_(src);
+    return true;
+  }
+  order(current_stream(device), *side);
+  {
+    c10::StreamGuard guard(*side);
+    dst.copy_(src, /*non_blocking=*/true);
+  }
+  done.emplace(device.type());
+  done->record(*side);
+  return false;
+}
+
 void wait(const c10::Event& done) {
   while (!done.query()) std::this_thread::yield();
 }
@@ -101,19 +119,8 @@ StorageTrip::StorageTrip(const at::Tensor& t, int stage)
   source_ = storage_bytes(t);
   host_ = host_bytes(static_cast<std::int64_t>(nbytes_), device_);
   out_t0_ = profiler::now_ns();
-  if (!device_.is_cuda()) {
-    host_.copy_(source_);
-    out_t1_ = profiler::now_ns();
-    return;
-  }
-  const c10::Stream side = side_streams(device_).out;
-  order(current_stream(device_), side);
-  {
-    c10::StreamGuard guard(side);
-    host_.copy_(source_, /*non_blocking=*/true);
-  }
-  out_done_.emplace(device_.type());
-  out_done_->record(side);
+  const c10::Stream* side = device_.is_cuda() ? &side_streams(device_).out : nullptr;
+  if (copy_bytes(host_, source_, device_, side, out_done_)) out_t1_ = profiler::now_ns();
 }
 
 StorageTrip::~StorageTrip() {
@@ -150,19 +157,8 @@ void StorageTrip::start_in() {
   in_ = at::empty({static_cast<std::int64_t>(nbytes_)}, at::TensorOptions().dtype(at::kByte).device(device_));
   in_t0_ = profiler::now_ns();
   in_t1_ = 0;
-  if (!device_.is_cuda()) {
-    in_.copy_(host_);
-    in_t1_ = profiler::now_ns();
-    return;
-  }
-  const c10::Stream side = side_streams(device_).in;
-  order(current_stream(device_), side);
-  {
-    c10::StreamGuard guard(side);
-    in_.copy_(host_, /*non_blocking=*/true);
-  }
-  in_done_.emplace(device_.type());
-  in_done_->record(side);
+  const c10::Stream* side = device_.is_cuda() ? &side_streams(device_).in : nullptr;
+  if (copy_bytes(in_, host_, device_, side, in_done_)) in_t1_ = profiler::now_ns();
 }
 
 at::Tensor StorageTrip::take_in() {

@@ -50,36 +50,45 @@ TEST_CASE("the brute force walks every tree, checkpoints over the rest of a list
   }
 }
 
-// One brute force per chain serves both checks: it is most of the run time.
+// One brute force per chain serves every check: it is most of the run time. On chain c the
+// exact minimum peak is the brute force's; at both ends and `random_budgets` budgets between
+// them, the 1-byte-slot program's plan fits and is as fast as the brute force's best, and
+// `extra(budget, plan)` checks more; nothing fits below the minimum.
+template <class Extra>
+void check_program_is_brute_force_optimum(const ChainCosts& c, std::mt19937& rng, int random_budgets,
+                                          Extra&& extra) {
+  const BruteForce bf(c);
+  INFO(c.size() << " stages, " << bf.plans() << " trees, host link " << c.d2h_bytes_per_ms << "/"
+                << c.h2d_bytes_per_ms << " bytes per ms");
+  CHECK(minimum_peak(c) == bf.minimum_peak());
+  CHECK(simulate(c, minimum_peak_plan(c)).peak_bytes == bf.minimum_peak());
+  const std::uint64_t lo = bf.minimum_peak();
+  const std::uint64_t hi = std::max(lo, c.measured_peak);
+  std::vector<std::uint64_t> budgets{lo, hi};
+  for (int b = 0; b < random_budgets; ++b) budgets.push_back(random_between(rng, lo, hi));
+  for (std::uint64_t budget : budgets) {
+    INFO("budget " << budget << " in [" << lo << ", " << hi << "]");
+    const auto plan = optimal_dp_plan(c, budget, 1);
+    REQUIRE(plan);
+    const Prediction sim = simulate(c, *plan);
+    const auto best = bf.fastest_within(budget);
+    REQUIRE(best);
+    INFO("dp " << describe(*plan) << " vs brute force " << describe(best->root));
+    CHECK(sim.peak_bytes <= budget);
+    CHECK(sim.step_ms == best->sim.step_ms);
+    extra(budget, *plan);
+  }
+  if (lo > 0) CHECK_FALSE(optimal_dp_plan(c, lo - 1, 1));
+}
+
 TEST_CASE(
     "with 1-byte slots the dynamic program's plan is the brute-force optimum, and the "
     "exact minimum peak is the brute force's",
     "[planner][exhaustive]") {
   std::mt19937 rng(12);
   for (int n = 0; n < 200; ++n) {
-    const ChainCosts c = random_test_chain(rng, n);
-    const BruteForce bf(c);
-    INFO("chain " << n << ", " << c.size() << " stages, " << bf.plans() << " trees");
-    CHECK(minimum_peak(c) == bf.minimum_peak());
-    CHECK(simulate(c, minimum_peak_plan(c)).peak_bytes == bf.minimum_peak());
-    const std::uint64_t lo = bf.minimum_peak();
-    const std::uint64_t hi = std::max(lo, c.measured_peak);
-    std::vector<std::uint64_t> budgets{lo, hi};
-    for (int b = 0; b < 6; ++b) budgets.push_back(random_between(rng, lo, hi));
-    for (std::uint64_t budget : budgets) {
-      INFO("chain " << n << ", " << c.size() << " stages, budget " << budget << " in [" << lo
-                    << ", " << hi << "]");
-      const auto plan = optimal_dp_plan(c, budget, 1);
-      REQUIRE(plan);
-      const Prediction sim = simulate(c, *plan);
-      const auto best = bf.fastest_within(budget);
-      REQUIRE(best);
-      INFO("dp " << describe(*plan) << " vs brute force " << describe(best->root));
-      CHECK(sim.peak_bytes <= budget);
-      CHECK(sim.step_ms == best->sim.step_ms);
-    }
-    // Never feasible below the minimum.
-    if (lo > 0) CHECK_FALSE(optimal_dp_plan(c, lo - 1, 1));
+    INFO("chain " << n);
+    check_program_is_brute_force_optimum(random_test_chain(rng, n), rng, 6, [](std::uint64_t, const PlanNode&) {});
   }
 }
 
@@ -227,33 +236,16 @@ TEST_CASE(
   std::mt19937 rng(19);
   int offloading = 0;
   for (int n = 0; n < 150; ++n) {
+    INFO("chain " << n);
     const ChainCosts c = random_offload_chain(rng, n);
-    const BruteForce bf(c);
-    INFO("chain " << n << ", " << c.size() << " stages, " << bf.plans() << " trees, link "
-                  << c.d2h_bytes_per_ms << "/" << c.h2d_bytes_per_ms << " bytes per ms");
-    CHECK(minimum_peak(c) == bf.minimum_peak());
-    CHECK(simulate(c, minimum_peak_plan(c)).peak_bytes == bf.minimum_peak());
-    const std::uint64_t lo = bf.minimum_peak();
-    const std::uint64_t hi = std::max(lo, c.measured_peak);
-    std::vector<std::uint64_t> budgets{lo, hi};
-    for (int b = 0; b < 5; ++b) budgets.push_back(random_between(rng, lo, hi));
-    for (std::uint64_t budget : budgets) {
-      const auto plan = optimal_dp_plan(c, budget, 1);
-      REQUIRE(plan);
-      const Prediction sim = simulate(c, *plan);
-      const auto best = bf.fastest_within(budget);
-      REQUIRE(best);
-      INFO("budget " << budget << ": dp " << describe(*plan) << " vs brute force " << describe(best->root));
-      CHECK(sim.peak_bytes <= budget);
-      CHECK(sim.step_ms == best->sim.step_ms);
-      offloading += offloads(*plan);
+    check_program_is_brute_force_optimum(c, rng, 5, [&](std::uint64_t budget, const PlanNode& plan) {
+      offloading += offloads(plan);
       // Coarse slots stay within the budget, and the solver never loses to uniform-offload.
       const Candidate solved = solve(c, Solver::Optimal, budget, SolveOptions{5});
       CHECK(solved.sim.peak_bytes <= budget);
       const Candidate hf = baseline_choice(c, Solver::UniformOffload, budget);
       if (hf.fits(budget)) CHECK(solved.sim.step_ms <= hf.sim.step_ms);
-    }
-    if (lo > 0) CHECK_FALSE(optimal_dp_plan(c, lo - 1, 1));
+    });
   }
   // The link is fast enough often enough that offloading wins somewhere.
   CHECK(offloading > 50);

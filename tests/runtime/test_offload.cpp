@@ -98,7 +98,7 @@ TEST_CASE("offload frees the device bytes the simulator says, when it says", "[t
 
 // Hugging Face's gradient_checkpointing_kwargs={"offload": True}: every block checkpointed
 // (the model's own layers, not the executor), each block's input in host memory.
-TEST_CASE("--gc-option offload=true trains like no checkpointing and peaks where uniform-offload predicts",
+TEST_CASE("Hugging Face's offload option trains like no checkpointing and peaks where uniform-offload predicts",
           "[torch][offload]") {
   EmulatedLink link;
   // Long sequences and few parameters: the blocks' inputs set uniform's peak, as at long context.
