@@ -135,13 +135,14 @@ PlanNode every_k_plan(const ChainCosts& chain, int k) {
 
 PlanNode uniform_plan(const ChainCosts& chain) { return every_k_plan(chain, 1); }
 
-PlanNode uniform_offload_plan(const ChainCosts& chain) {
-  PlanNode root = uniform_plan(chain);
+PlanNode with_checkpoint_inputs_offloaded(PlanNode root) {
   for (PlanNode& n : root.children) {
     if (n.op == NodeOp::Checkpoint && n.begin > 0) n.offload = true;
   }
   return root;
 }
+
+PlanNode uniform_offload_plan(const ChainCosts& chain) { return with_checkpoint_inputs_offloaded(uniform_plan(chain)); }
 
 int block_count(const ChainCosts& chain) { return static_cast<int>(chain.block_stages().size()); }
 

@@ -1,5 +1,6 @@
 #include "tidemark/runtime/trainer.hpp"
 
+#include "tidemark/planner/baselines.hpp"
 #include "tidemark/runtime/offload.hpp"
 
 #include <ATen/autocast_mode.h>
@@ -23,10 +24,7 @@ namespace {
 PlanNode executor_plan(GPTImpl& model, const TrainingConfig& config) {
   if (!config.gradient_checkpointing) return plan_no_checkpoint(model.num_stages());
   PlanNode root = plan_uniform(model);
-  if (config.gradient_checkpointing_kwargs.offload) {
-    for (PlanNode& n : root.children) n.offload = n.op == NodeOp::Checkpoint && n.begin > 0;
-  }
-  return root;
+  return config.gradient_checkpointing_kwargs.offload ? planner::with_checkpoint_inputs_offloaded(std::move(root)) : root;
 }
 
 }  // namespace

@@ -29,9 +29,8 @@ struct EmulatedLink {
 
 // `root` with every top-level save and checkpoint offloaded (a checkpoint of stage 0 excepted).
 PlanNode offload_all(PlanNode root) {
-  for (PlanNode& n : root.children) {
-    if (n.op == NodeOp::Save || (n.op == NodeOp::Checkpoint && n.begin > 0)) n.offload = true;
-  }
+  root = planner::with_checkpoint_inputs_offloaded(std::move(root));
+  for (PlanNode& n : root.children) n.offload = n.offload || n.op == NodeOp::Save;
   return root;
 }
 

@@ -22,6 +22,9 @@ namespace tidemark::planner {
 PlanNode none_plan(const ChainCosts& chain);
 PlanNode uniform_plan(const ChainCosts& chain);
 PlanNode uniform_offload_plan(const ChainCosts& chain);
+// `root` with every top-level checkpoint's input in host memory (a checkpoint of stage 0
+// excepted: its input is the batch). uniform_offload_plan is uniform_plan through this.
+PlanNode with_checkpoint_inputs_offloaded(PlanNode root);
 PlanNode every_k_plan(const ChainCosts& chain, int k);  // k >= 1
 PlanNode sqrt_plan(const ChainCosts& chain);
 PlanNode revolve_plan(const ChainCosts& chain, int snapshots);  // snapshots >= 1
