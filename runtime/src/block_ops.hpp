@@ -45,6 +45,13 @@ constexpr std::int64_t kAttentionBlock = 128;
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& causal, double p, bool train);
 
+// The attention's out-projection: linear(w, b) of the heads ([B, H, T, D]) merged to
+// [B, T, H·D]. A kernel that keeps its own output for backward (sdpa's) and returns it
+// head-major would otherwise be kept twice: once by the kernel, once as linear's merged
+// copy. This keeps the heads themselves and merges them again in backward, a copy that costs
+// little beside the matmuls (Note [saved bytes of a block]).
+torch::Tensor merged_heads_linear(const torch::Tensor& heads, const torch::Tensor& w, const torch::Tensor& b);
+
 // The norm in front of each half of a block: LayerNorm (gpt) or RMSNorm (llama: no bias).
 struct NormWeights {
   torch::Tensor weight, bias;  // bias undefined for RMSNorm

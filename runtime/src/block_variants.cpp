@@ -433,6 +433,36 @@ struct MlpCore : torch::autograd::Function<MlpCore> {
   }
 };
 
+// ---------------------------------------------------------------- attention output
+
+at::Tensor merge_heads(const at::Tensor& heads) {
+  return heads.transpose(1, 2).reshape({heads.size(0), heads.size(2), heads.size(1) * heads.size(3)});
+}
+
+// linear(merge_heads(heads), w, b) keeping the heads, not their merged copy: backward merges
+// them again for the weight gradient.
+struct MergedHeadsLinear : torch::autograd::Function<MergedHeadsLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& heads, const at::Tensor& w,
+                            const at::Tensor& given_b) {
+    const at::Tensor b = or_undefined(given_b);
+    auto s = new_state(ctx, -1);
+    s->has_bias = b.defined();
+    ctx->save_for_backward({heads, w});
+    return at::linear(merge_heads(heads), w, b);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = take_state(ctx);
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &heads = saved[0], &w = saved[1];
+    AutocastRestore autocast(s->autocast);
+    auto out = linear_backward(grads[0], merge_heads(heads), w, s->has_bias);
+    const std::int64_t B = heads.size(0), H = heads.size(1), T = heads.size(2), D = heads.size(3);
+    auto grad_heads = out.input.view({B, T, H, D}).transpose(1, 2).to(heads.scalar_type());
+    return {grad_heads, out.weight, out.bias};
+  }
+};
+
 }  // namespace
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -448,6 +478,13 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     }
   }
   return at::matmul(mask_dropout(attention_probs(q, k, causal), p, train), v);
+}
+
+torch::Tensor merged_heads_linear(const torch::Tensor& heads, const torch::Tensor& w, const torch::Tensor& b) {
+  // Where merging is a view ([B, T, H, D] in memory: chunked attention, CUDA's fused
+  // kernels), linear keeps that view, which is the kernel's own output: nothing to save.
+  if (heads.transpose(1, 2).is_contiguous() || !records_graph({heads, w})) return at::linear(merge_heads(heads), w, b);
+  return MergedHeadsLinear::apply(heads, w, or_empty(b, w));
 }
 
 torch::Tensor norm(const torch::Tensor& x, const NormWeights& n) {

@@ -40,9 +40,10 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
     bytes -= dropout ? 9 * bht2 : 4 * bht2;
     if (dropout) bytes += checkpoint_state_bytes(torch::Device(c.device));
   } else if (c.attention == "sdpa") {
-    // The fused kernel (no dropout) keeps its output, head-major, of which the merged heads
-    // are a copy, and a float log-sum-exp per query and head, instead of the probabilities.
-    bytes = bytes - 4 * bht2 + 4 * btc + 4 * B * H * T;
+    // The fused kernel (no dropout on the CPU) keeps its output, which stands for the merged
+    // heads (block_ops::merged_heads_linear), and a float log-sum-exp per query and head,
+    // instead of the probabilities.
+    bytes = bytes - 4 * bht2 + 4 * B * H * T;
   }
   // What each variant frees: Note [block variants].
   switch (variant.attention) {
@@ -82,24 +83,26 @@ torch::Tensor checkpointed_forward(Impl& self, const torch::Tensor& x) {
   return self.forward_variant(x, {}, -1);
 }
 
-// Attention of q, k, v ([B, H, T, D], q already scaled) as the config's kind computes it,
-// with the heads merged: [B, T, H·D].
+// The attention half's output before its residual dropout: attention of q, k, v ([B, H, T,
+// D], q already scaled) as the config's kind computes it, heads merged, through the
+// out-projection.
 torch::Tensor attend(const std::string& kind, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& mask, double dropout, bool train, const BlockVariant& variant, int stage) {
+                     const torch::Tensor& mask, double dropout, bool train, const BlockVariant& variant, int stage,
+                     torch::nn::Linear& out) {
   const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const torch::Tensor causal = mask.slice(0, 0, T).slice(1, 0, T);
   if (kind == "chunked") {
-    return block_ops::chunked_attention(q, k, v, causal, dropout, train).view({B, T, H * D});
+    // [B, T, H, D]: the merged heads are a view of what the Function keeps.
+    return out(block_ops::chunked_attention(q, k, v, causal, dropout, train).view({B, T, H * D}));
   }
-  torch::Tensor heads;
   if (kind == "sdpa") {
 #if TIDEMARK_HAVE_SDPA
-    heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout : 0.0, /*is_causal=*/true, /*scale=*/1.0);
+    auto heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout : 0.0, /*is_causal=*/true, /*scale=*/1.0);
+    return block_ops::merged_heads_linear(heads, out->weight, out->bias);
 #endif
-  } else {
-    heads = block_ops::attention(q, k, v, causal, dropout, train, variant.attention, stage);
   }
-  return heads.transpose(1, 2).contiguous().view({B, T, H * D});
+  auto heads = block_ops::attention(q, k, v, causal, dropout, train, variant.attention, stage);
+  return out(heads.transpose(1, 2).contiguous().view({B, T, H * D}));
 }
 
 }  // namespace
@@ -160,8 +163,7 @@ torch::Tensor BlockImpl::forward_variant(const torch::Tensor& x, const BlockVari
   auto k = parts[1].view({B, T, H, D}).transpose(1, 2).contiguous();
   auto v = parts[2].view({B, T, H, D}).transpose(1, 2).contiguous();
   q.mul_(1.0 / std::sqrt(static_cast<double>(D)));  // scale the small tensor, not the scores
-  auto y = attend(attention_, q, k, v, mask_, dropout_, train, variant, stage);
-  auto x1 = x + mask_dropout(attn_out(y), dropout_, train);
+  auto x1 = x + mask_dropout(attend(attention_, q, k, v, mask_, dropout_, train, variant, stage, attn_out), dropout_, train);
   return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(ln2), fc, fc_out, block_ops::Activation::Gelu, variant, stage),
                            dropout_, train);
 }
@@ -224,8 +226,7 @@ torch::Tensor LlamaBlockImpl::forward_variant(const torch::Tensor& x, const Bloc
   auto k = repeat_heads(rotate(heads(parts[1], KV), cos_, sin_), H / KV).contiguous();
   auto v = repeat_heads(heads(parts[2], KV), H / KV).contiguous();
   q.mul_(1.0 / std::sqrt(static_cast<double>(D)));
-  auto y = attend(attention_, q, k, v, mask_, dropout_, train, variant, stage);
-  auto x1 = x + mask_dropout(attn_out(y), dropout_, train);
+  auto x1 = x + mask_dropout(attend(attention_, q, k, v, mask_, dropout_, train, variant, stage, attn_out), dropout_, train);
   return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(mlp_norm), gate_up, down, block_ops::Activation::SwiGLU,
                                           variant, stage),
                            dropout_, train);

@@ -3,6 +3,7 @@
 #include "catch.hpp"
 #include "common/configs.hpp"
 #include "grads.hpp"
+#include "tidemark/profiler/allocator_hook.hpp"
 #include "tidemark/runtime/gpt.hpp"
 // White-box: the op and its query-block size, which the dropout reference replays.
 #include "../../runtime/src/block_ops.hpp"
@@ -120,6 +121,45 @@ TEST_CASE("chunked attention with dropout equals the naive formula with the same
     Grads plain = run(q, k, v, w, [&](auto& a, auto& b, auto& c) { return naive(a, b, c, causal, {}); });
     CHECK(rel_err(got.out, plain.out) > 1e-2);  // dropout did something
     check_close(got, ref, 1e-5);
+  }
+}
+
+TEST_CASE("the out-projection of head-major heads keeps the heads and not a merged copy and equals linear", "[torch][attention]") {
+  const std::int64_t B = 2, H = 4, T = 96, D = 8, C = H * D;
+  torch::manual_seed(7);
+  const auto heads0 = torch::randn({B, H, T, D});  // head-major, as sdpa's CPU kernel returns it
+  const auto w0 = torch::randn({C, C}) * 0.1, b0 = torch::randn({C}), up = torch::randn({B, T, C});
+  for (bool bias : {true, false}) {
+    INFO("bias " << bias);
+    struct Out {
+      torch::Tensor y, heads, w, b;
+    };
+    auto run_with = [&](bool ours) {
+      auto heads = heads0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+      auto b = bias ? b0.clone().requires_grad_(true) : torch::Tensor();
+      auto y = ours ? block_ops::merged_heads_linear(heads, w, b)
+                    : torch::linear(heads.transpose(1, 2).contiguous().view({B, T, C}), w, b);
+      (y * up).sum().backward();
+      return Out{y.detach(), heads.grad(), w.grad(), bias ? b.grad() : torch::Tensor()};
+    };
+    const Out ref = run_with(false), got = run_with(true);
+    CHECK(torch::equal(got.y, ref.y));
+    CHECK(torch::equal(got.heads, ref.heads));
+    CHECK(torch::equal(got.w, ref.w));
+    if (bias) CHECK(torch::equal(got.b, ref.b));
+
+    // What the graph keeps beyond the heads (which the kernel keeps anyway) and the output:
+    // the plain form a merged copy, ours nothing.
+    auto kept = [&](bool ours) {
+      auto heads = heads0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+      profiler::AllocatorHookGuard hook;
+      const auto before = profiler::ledger().live();
+      auto y = ours ? block_ops::merged_heads_linear(heads, w, {})
+                    : torch::linear(heads.transpose(1, 2).contiguous().view({B, T, C}), w);
+      return profiler::ledger().live() - before - y.numel() * 4;
+    };
+    CHECK(kept(false) == B * T * C * 4);
+    CHECK(kept(true) == 0);
   }
 }
 
