@@ -65,6 +65,10 @@ struct PlanRun {
   std::string text;
   Prediction predicted;
   Measured measured;
+  // Its median step over that of the no-checkpoint runs just before and after it, per round:
+  // drift over the minutes a run takes cancels out of these (Note [paired overhead]).
+  std::vector<double> ratios;
+  double overhead() const { return median(ratios) - 1; }
 };
 
 Measured train_with(const ModelConfig& model, const PlanNode& root, int warmup, int steps) {
@@ -200,25 +204,48 @@ int main(int argc, char** argv) {
       }
     }
 
-    // ---- measure: every distinct plan once; no checkpointing first and last (drift)
+    // ---- measure
+    // Note [paired overhead]
+    // Step times on a shared machine drift by 10-20% over minutes, more than the overheads
+    // compared here. So each plan runs between two no-checkpoint runs, and its overhead is
+    // its median step over the mean of theirs, per round; the rounds alternate direction and
+    // their median is reported. The noise of such a ratio is that of two no-checkpoint runs
+    // next to each other: the half inter-quartile spread of their ratios over the run.
     const PlanNode none_root = PlanNode::sequence(0, chain.size(), {PlanNode::save(0, chain.size())});
     fmt::print("profiled: no-checkpoint peak {}, step {:.0f} ms; minimum peak {}; {} budgets, {} distinct plans\n",
                format_bytes(hi), profile.step_ms, format_bytes(lo), budgets.size(), plans.size());
     Measured none;
+    std::vector<double> none_pairs;  // each no-checkpoint run's median over the one before it
+    double last_none = 0;
+    auto measure_none = [&] {
+      const Measured m = train_with(model, none_root, warmup, steps);
+      if (last_none > 0) none_pairs.push_back(m.ms / last_none);
+      last_none = m.ms;
+      none.add(m);
+      return m.ms;
+    };
     for (int r = 0; r < rounds; ++r) {
-      none.add(train_with(model, none_root, warmup, steps));
+      double before = measure_none();
       for (size_t n = 0; n < plans.size(); ++n) {
         const size_t i = r % 2 == 0 ? n : plans.size() - 1 - n;
-        plans[i].measured.add(train_with(model, plans[i].root, warmup, steps));
-        fmt::print(stderr, "  round {} plan {}/{}: {:.0f} ms, peak {}  {}\n", r + 1, n + 1, plans.size(),
-                   plans[i].measured.ms, format_bytes(static_cast<std::uint64_t>(plans[i].measured.peak)),
-                   plans[i].text);
+        const Measured m = train_with(model, plans[i].root, warmup, steps);
+        const double after = measure_none();
+        plans[i].measured.add(m);
+        plans[i].ratios.push_back(m.ms / (0.5 * (before + after)));
+        before = after;
+        fmt::print(stderr, "  round {} plan {}/{}: {:.0f} ms ({:+.1f}% against no checkpointing), peak {}  {}\n", r + 1,
+                   n + 1, plans.size(), m.ms, 100 * (plans[i].ratios.back() - 1),
+                   format_bytes(static_cast<std::uint64_t>(m.peak)), plans[i].text);
       }
     }
-    none.add(train_with(model, none_root, warmup, steps));
     const double none_ms = none.ms;
-    double noise = none.spread();
-    for (const auto& p : plans) noise = std::max(noise, p.measured.spread());
+    double step_noise = none.spread();
+    for (const auto& p : plans) step_noise = std::max(step_noise, p.measured.spread());
+    const double noise = [&] {
+      std::vector<double> v = none_pairs;
+      std::sort(v.begin(), v.end());
+      return v.size() < 4 ? step_noise : 0.5 * (v[3 * v.size() / 4] - v[v.size() / 4]) / median(v);
+    }();
 
     // ---- report: table
     std::string md;
@@ -232,8 +259,9 @@ int main(int argc, char** argv) {
       header += fmt::format(" {} |", c.name);
       rule += "---:|";
     }
-    row(fmt::format("\nmeasured peak MiB / median step ms (overhead against no checkpointing, {:.0f} ms); "
-                    "'-' = the solver has no plan that fits",
+    row(fmt::format("\nmeasured peak MiB / median step ms (overhead against the no-checkpoint runs beside it, "
+                    "Note [paired overhead]; no checkpointing: median {:.0f} ms); '-' = the solver has no plan "
+                    "that fits",
                     none_ms));
     row(header);
     row(rule);
@@ -251,31 +279,33 @@ int main(int argc, char** argv) {
         }
         const PlanRun& p = plans[t.plan];
         line += fmt::format(" {:.1f} / {:.0f} ({:+.0f}%) |", mib(static_cast<std::uint64_t>(p.measured.peak)),
-                            p.measured.ms, 100 * (p.measured.ms / none_ms - 1));
+                            p.measured.ms, 100 * p.overhead());
         csv << fmt::format("{},{},1,{},{},{:.2f},{:.2f},{:.2f},\"{}\"\n", contenders[t.contender].name, budget,
                            p.predicted.peak_bytes, p.measured.peak, p.predicted.step_ms, p.measured.ms,
-                           100 * (p.measured.ms / none_ms - 1), p.text);
+                           100 * p.overhead(), p.text);
       }
       row(line);
     }
 
     // ---- report: the optimal plan, predicted against measured
+    const double none_predicted = planner::simulate(chain_var, none_root).step_ms;
     row("\noptimal plans per budget: predicted against measured");
-    row("| budget | solver | plan | predicted peak | measured peak | predicted ms | measured ms | overhead |");
-    row("|---:|:---|:---|---:|---:|---:|---:|---:|");
+    row("| budget | solver | plan | predicted peak | measured peak | predicted ms | measured ms | predicted overhead | "
+        "measured overhead |");
+    row("|---:|:---|:---|---:|---:|---:|---:|---:|---:|");
     for (const Trial& t : trials) {
       const Contender& con = contenders[t.contender];
       if (con.solver != planner::Solver::Optimal || !t.fits) continue;
       const PlanRun& p = plans[t.plan];
-      row(fmt::format("| {:.1f} MiB | {} | `{}` | {:.1f} MiB | {:.1f} MiB | {:.0f} | {:.0f} | {:+.1f}% |", mib(t.budget), con.name, p.text,
-                      mib(p.predicted.peak_bytes), mib(static_cast<std::uint64_t>(p.measured.peak)),
-                      p.predicted.step_ms, p.measured.ms, 100 * (p.measured.ms / none_ms - 1)));
+      row(fmt::format("| {:.1f} MiB | {} | `{}` | {:.1f} MiB | {:.1f} MiB | {:.0f} | {:.0f} | {:+.1f}% | {:+.1f}% |",
+                      mib(t.budget), con.name, p.text, mib(p.predicted.peak_bytes),
+                      mib(static_cast<std::uint64_t>(p.measured.peak)), p.predicted.step_ms, p.measured.ms,
+                      100 * (p.predicted.step_ms / none_predicted - 1), 100 * p.overhead()));
     }
 
     // ---- report: prediction accuracy and the targets
     // Step times drift on shared machines over the minutes this runs, so the time prediction
     // is also judged as a ratio to no checkpointing measured in the same rounds.
-    const double none_predicted = planner::simulate(chain_var, none_root).step_ms;
     double worst_peak = 0, worst_ms = 0, worst_ratio = 0;
     bool over_budget = false;
     for (const Trial& t : trials) {
@@ -284,14 +314,15 @@ int main(int argc, char** argv) {
       worst_peak = std::max(worst_peak, std::abs(static_cast<double>(p.measured.peak) - p.predicted.peak_bytes) /
                                             static_cast<double>(p.measured.peak));
       worst_ms = std::max(worst_ms, std::abs(p.measured.ms - p.predicted.step_ms) / p.measured.ms);
-      const double measured_ratio = p.measured.ms / none_ms, predicted_ratio = p.predicted.step_ms / none_predicted;
+      const double measured_ratio = 1 + p.overhead(), predicted_ratio = p.predicted.step_ms / none_predicted;
       worst_ratio = std::max(worst_ratio, std::abs(measured_ratio - predicted_ratio) / measured_ratio);
       over_budget = over_budget || static_cast<std::uint64_t>(p.measured.peak) > t.budget;
     }
-    row(fmt::format("\nrun noise (largest half inter-quartile spread of a plan's step times): {:.1f}%",
-                    100 * noise));
-    row(fmt::format("prediction: peak within {:.2f}% of measured; step time within {:.1f}% (as a ratio to no "
-                    "checkpointing in the same rounds: within {:.1f}%); measured peak over its budget: {}",
+    row(fmt::format("\nrun noise: {:.1f}% between no-checkpoint runs side by side (Note [paired overhead]); "
+                    "{:.1f}% the largest half inter-quartile spread of one plan's step times",
+                    100 * noise, 100 * step_noise));
+    row(fmt::format("prediction: peak within {:.2f}% of measured; step time within {:.1f}% (the overhead, as a "
+                    "ratio to the no-checkpoint runs beside it: within {:.1f}%); measured peak over its budget: {}",
                     100 * worst_peak, 100 * worst_ms, 100 * worst_ratio, over_budget ? "YES" : "never"));
     // Each optimal column against every column it should never lose to at the same budget:
     // block-only optimal against the baselines; with variants, against all of them.
@@ -308,16 +339,17 @@ int main(int argc, char** argv) {
       for (std::uint64_t budget : budgets) {
         const Trial* opt = trial_at(budget, oi);
         if (!opt) continue;
-        const double opt_ms = plans[opt->plan].measured.ms;
+        const double opt_ratio = 1 + plans[opt->plan].overhead();
         for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
           const Trial* t = trial_at(budget, ci);
           if (ci == oi || !t || (contenders[static_cast<size_t>(ci)].variants && !opt_con.variants)) continue;
           if (static_cast<std::uint64_t>(plans[t->plan].measured.peak) > budget) continue;
-          if (opt_ms > plans[t->plan].measured.ms * (1 + noise)) {
+          const double other_ratio = 1 + plans[t->plan].overhead();
+          if (opt_ratio > other_ratio * (1 + noise)) {
             ++slower;
-            row(fmt::format("  {} slower than {} at {}: {:.0f} ms against {:.0f} ms", opt_con.name,
-                            contenders[static_cast<size_t>(ci)].name, format_bytes(budget), opt_ms,
-                            plans[t->plan].measured.ms));
+            row(fmt::format("  {} slower than {} at {}: {:+.1f}% against {:+.1f}%", opt_con.name,
+                            contenders[static_cast<size_t>(ci)].name, format_bytes(budget), 100 * (opt_ratio - 1),
+                            100 * (other_ratio - 1)));
           }
         }
       }
@@ -330,8 +362,8 @@ int main(int argc, char** argv) {
         for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
           if (contenders[static_cast<size_t>(ci)].solver != planner::Solver::Optimal) continue;
           const Trial* t = trial_at(budget, ci);
-          line += t ? fmt::format(" {} {:+.1f}%", contenders[static_cast<size_t>(ci)].name,
-                                  100 * (plans[t->plan].measured.ms / none_ms - 1))
+          line += t ? fmt::format(" {} {:+.1f}% (± {:.1f}%)", contenders[static_cast<size_t>(ci)].name,
+                                  100 * plans[t->plan].overhead(), 100 * noise)
                     : fmt::format(" {} has no plan", contenders[static_cast<size_t>(ci)].name);
         }
         row(line);
@@ -352,7 +384,7 @@ int main(int argc, char** argv) {
         if (t.contender != ci || !t.fits || seen[t.plan]) continue;
         seen[t.plan] = true;
         const auto& p = plans[t.plan];
-        ser.points.push_back({mib(static_cast<std::uint64_t>(p.measured.peak)), 100 * (p.measured.ms / none_ms - 1)});
+        ser.points.push_back({mib(static_cast<std::uint64_t>(p.measured.peak)), 100 * p.overhead()});
       }
       std::sort(ser.points.begin(), ser.points.end());
       if (!ser.points.empty()) series.push_back(ser);
