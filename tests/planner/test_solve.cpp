@@ -143,3 +143,33 @@ TEST_CASE("the Pareto CSV has a header and quotes the plan", "[planner]") {
   CHECK(csv.find("\nuniform,") != std::string::npos);
   CHECK(csv.find(",\"save[0,5)\"\n") != std::string::npos);
 }
+
+TEST_CASE("a variant timed faster than its plain stage gets the plain stage's times: no plan is predicted faster than "
+          "keeping everything", "[planner]") {
+  ChainProfile p = testing::make_profile(3);
+  for (std::size_t k = 1; k + 1 < p.stages.size(); ++k) {
+    auto& b = p.stages[k];
+    // A cheap rebuild measured under the timing noise, and one that costs.
+    b.variants.push_back(StageVariant{"noise", b.saved_bytes / 2, b.forward_peak_bytes, b.backward_peak_bytes,
+                                      b.backward_peak_bytes, b.forward_ms, b.backward_ms - 0.05});
+    b.variants.push_back(StageVariant{"costs", b.saved_bytes / 3, b.forward_peak_bytes, b.backward_peak_bytes,
+                                      b.backward_peak_bytes, b.forward_ms, b.backward_ms + 0.5});
+  }
+  const ChainCosts c = chain_from_profile(p);
+  for (int k = 1; k + 1 < c.size(); ++k) {
+    const auto& s = c.stages[static_cast<std::size_t>(k)];
+    const auto& plain = p.stages[static_cast<std::size_t>(k)];
+    REQUIRE(s.variants.size() == 3);
+    CHECK(s.variants[1].forward_ms == plain.forward_ms);
+    CHECK(s.variants[1].backward_ms == plain.backward_ms);
+    CHECK(s.variants[2].backward_ms == plain.backward_ms + 0.5);
+  }
+  // With every byte to spare the plan may still take the variant (equally fast and less
+  // memory: the DP's tie rule), but it is not predicted faster than no checkpointing.
+  const double none_ms = simulate(c, none_plan(c)).step_ms;
+  for (std::uint64_t budget : {c.measured_peak, simulate(c, none_plan(c)).peak_bytes - 1}) {
+    const Candidate plan = solve(c, Solver::Optimal, budget);
+    INFO(describe(plan.root));
+    CHECK(plan.sim.step_ms >= none_ms);
+  }
+}
