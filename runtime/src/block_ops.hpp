@@ -40,8 +40,9 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 // bytes of a block], gpt.hpp).
 constexpr std::int64_t kAttentionBlock = 128;
 
-// Causal attention of q, k, v ([B, H, T, D], q already scaled) with dropout p, returning
-// [B, T, H, D] (contiguous).
+// Causal attention of q ([B, H, T, D], already scaled), k and v ([B, KV, T, D], KV dividing
+// H: grouped-query attention without repeating k and v, so they are kept at KV heads) with
+// dropout p, returning [B, T, H, D] (contiguous).
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& causal, double p, bool train);
 

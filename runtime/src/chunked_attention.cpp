@@ -26,9 +26,20 @@ std::vector<QueryBlock> query_blocks(std::int64_t T) {
   return out;
 }
 
-// The block's probabilities softmax(q_b·k_[0,i1)ᵀ masked), as the naive path computes them.
+// Grouped-query attention without repeating k and v: q [B, H, T, D] is viewed as
+// [B, KV, G, T, D] (query head h = kv·G + g uses key/value head kv) and k, v [B, KV, T, D]
+// as [B, KV, 1, T, D], which matmul broadcasts over the G query heads of each group. With KV
+// = H this is plain multi-head attention. The scores [B, KV, G, Tb, T] have the memory order
+// of [B, H, Tb, T], so the dropout noise is drawn in the same order either way.
+at::Tensor grouped(const at::Tensor& q, std::int64_t kv) {
+  return q.view({q.size(0), kv, q.size(1) / kv, q.size(2), q.size(3)});
+}
+at::Tensor shared(const at::Tensor& k) { return k.unsqueeze(2); }
+
+// The block's probabilities softmax(q_b·k_[0,i1)ᵀ masked), as the naive path computes them;
+// q grouped, k shared, both 5-d.
 at::Tensor block_probs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& causal, const QueryBlock& b) {
-  auto scores = at::matmul(q.slice(2, b.i0, b.i1), k.slice(2, 0, b.i1).transpose(-2, -1));
+  auto scores = at::matmul(q.slice(3, b.i0, b.i1), k.slice(3, 0, b.i1).transpose(-2, -1));
   scores.masked_fill_(causal.slice(0, b.i0, b.i1).slice(1, 0, b.i1), -std::numeric_limits<float>::infinity());
   return at::softmax(scores, -1);
 }
@@ -47,15 +58,16 @@ at::Tensor heads_view(const at::Tensor& out) { return out.permute({0, 2, 1, 3});
 // autocast's dtype carries over.
 at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& causal,
                            double p, bool dropout) {
-  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1);
+  const at::Tensor qg = grouped(q, KV), ks = shared(k), vs = shared(v);
   at::Tensor out;
   for (const QueryBlock& b : query_blocks(T)) {
-    auto probs = block_probs(q, k, causal, b);
+    auto probs = block_probs(qg, ks, causal, b);
     if (dropout) probs.mul_(block_noise(probs, p));
-    auto part = at::matmul(probs, v.slice(2, 0, b.i1));
+    auto part = at::matmul(probs, vs.slice(3, 0, b.i1));
     probs = at::Tensor();
     if (!out.defined()) out = at::empty({B, T, H, D}, part.options());
-    heads_view(out).slice(2, b.i0, b.i1).copy_(part);
+    grouped(heads_view(out), KV).slice(3, b.i0, b.i1).copy_(part);
   }
   return out;
 }
@@ -94,9 +106,13 @@ struct ChunkedAttention : torch::autograd::Function<ChunkedAttention> {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
     AutocastRestore autocast(s->autocast);
+    const std::int64_t KV = k.size(1);
     const at::Tensor grad_heads = heads_view(grads[0]);
-    const at::Tensor row = (grad_heads * heads_view(saved[3])).sum(-1, /*keepdim=*/true).to(q.scalar_type());
+    const at::Tensor row =
+        grouped((grad_heads * heads_view(saved[3])).sum(-1, /*keepdim=*/true).to(q.scalar_type()), KV);
+    const at::Tensor go_all = grouped(grad_heads, KV), qg = grouped(q, KV), ks = shared(k), vs = shared(v);
     auto dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
+    const at::Tensor dqg = grouped(dq, KV);
     // The forward's noise is drawn again from the forward's generator state; the state the
     // rest of the run sees is put back afterwards.
     RngSnapshot now;
@@ -104,22 +120,26 @@ struct ChunkedAttention : torch::autograd::Function<ChunkedAttention> {
       now = take_rng(q.device());
       restore_rng(s->rng);
     }
+    // k's and v's gradients sum over the G query heads that share them.
+    auto add_shared = [](const at::Tensor& into, const at::Tensor& grad) {
+      into.add_(grad.size(2) == 1 ? grad.squeeze(2) : grad.sum(2));
+    };
     for (const QueryBlock& b : query_blocks(q.size(2))) {
-      const at::Tensor qb = q.slice(2, b.i0, b.i1), kb = k.slice(2, 0, b.i1), vb = v.slice(2, 0, b.i1);
-      const at::Tensor go = grad_heads.slice(2, b.i0, b.i1).to(vb.scalar_type());
-      auto probs = block_probs(q, k, s->causal, b);
+      const at::Tensor qb = qg.slice(3, b.i0, b.i1), kb = ks.slice(3, 0, b.i1), vb = vs.slice(3, 0, b.i1);
+      const at::Tensor go = go_all.slice(3, b.i0, b.i1).to(vb.scalar_type());
+      auto probs = block_probs(qg, ks, s->causal, b);
       at::Tensor noise = s->dropout ? block_noise(probs, s->p) : at::Tensor();
       auto dropped = s->dropout ? probs * noise : probs;
-      dv.slice(2, 0, b.i1).add_(at::matmul(dropped.transpose(-2, -1).to(go.scalar_type()), go));
+      add_shared(dv.slice(2, 0, b.i1), at::matmul(dropped.transpose(-2, -1).to(go.scalar_type()), go));
       dropped = at::Tensor();
       auto grad_probs = at::matmul(go, vb.transpose(-2, -1)).to(probs.scalar_type());
       if (noise.defined()) grad_probs.mul_(noise);
       noise = at::Tensor();
       // softmax backward: P∘(dP - rowsum(dP∘P)); masked entries have P = 0.
-      auto grad_scores = grad_probs.sub_(row.slice(2, b.i0, b.i1)).mul_(probs);
+      auto grad_scores = grad_probs.sub_(row.slice(3, b.i0, b.i1)).mul_(probs);
       probs = at::Tensor();
-      dq.slice(2, b.i0, b.i1).copy_(at::matmul(grad_scores.to(kb.scalar_type()), kb));
-      dk.slice(2, 0, b.i1).add_(at::matmul(grad_scores.transpose(-2, -1).to(qb.scalar_type()), qb));
+      dqg.slice(3, b.i0, b.i1).copy_(at::matmul(grad_scores.to(kb.scalar_type()), kb));
+      add_shared(dk.slice(2, 0, b.i1), at::matmul(grad_scores.transpose(-2, -1).to(qb.scalar_type()), qb));
     }
     if (s->dropout) restore_rng(now);
     return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor()};

@@ -36,8 +36,10 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
   std::uint64_t bytes = (dropout ? 30 * btc + 9 * bht2 : 28 * btc + 4 * bht2) + mlp + (llama ? 8 : 16) * bt;
   if (c.attention == "chunked") {
     // Nothing T² is kept (Note [chunked attention]); with dropout, the generator states the
-    // backward replays the noise from, as a checkpoint keeps them.
+    // backward replays the noise from, as a checkpoint keeps them. Grouped-query k and v stay
+    // at their KV heads.
     bytes -= dropout ? 9 * bht2 : 4 * bht2;
+    if (llama) bytes -= 8 * B * T * (C / H) * (H - c.key_value_heads());
     if (dropout) bytes += checkpoint_state_bytes(torch::Device(c.device));
   } else if (c.attention == "sdpa") {
     // The fused kernel (no dropout on the CPU) keeps its output, which stands for the merged
@@ -223,8 +225,11 @@ torch::Tensor LlamaBlockImpl::forward_variant(const torch::Tensor& x, const Bloc
                    .split({C, KV * D, KV * D}, 2);
   auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({B, T, n, D}).transpose(1, 2); };
   auto q = rotate(heads(parts[0], H), cos_, sin_).contiguous();
-  auto k = repeat_heads(rotate(heads(parts[1], KV), cos_, sin_), H / KV).contiguous();
-  auto v = repeat_heads(heads(parts[2], KV), H / KV).contiguous();
+  // Chunked attention groups the query heads itself and keeps k and v at KV heads; the
+  // other kinds get them repeated to H heads, as HF's repeat_kv does.
+  const std::int64_t group = attention_ == "chunked" ? 1 : H / KV;
+  auto k = repeat_heads(rotate(heads(parts[1], KV), cos_, sin_), group).contiguous();
+  auto v = repeat_heads(heads(parts[2], KV), group).contiguous();
   q.mul_(1.0 / std::sqrt(static_cast<double>(D)));
   auto x1 = x + mask_dropout(attend(attention_, q, k, v, mask_, dropout_, train, variant, stage, attn_out), dropout_, train);
   return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(mlp_norm), gate_up, down, block_ops::Activation::SwiGLU,

@@ -124,6 +124,41 @@ TEST_CASE("chunked attention with dropout equals the naive formula with the same
   }
 }
 
+TEST_CASE("chunked grouped-query attention keeps k and v at their heads and equals naive attention on repeated ones",
+          "[torch][attention]") {
+  const std::int64_t B = 2, H = 6, KV = 2, T = 200, D = 8;
+  for (double p : {0.0, 0.2}) {
+    INFO("p = " << p);
+    torch::manual_seed(13);
+    const auto q0 = torch::randn({B, H, T, D}) * 0.5, k0 = torch::randn({B, KV, T, D}), v0 = torch::randn({B, KV, T, D});
+    const auto w = torch::randn({B, H, T, D});
+    const auto causal = causal_mask(T);
+    // Head h uses key/value head h / (H / KV), as HF's repeat_kv arranges them.
+    auto repeat = [&](const torch::Tensor& t) { return t.repeat_interleave(H / KV, 1); };
+    struct Out {
+      torch::Tensor out, q, k, v;
+    };
+    auto run_with = [&](bool ours) {
+      auto q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true), v = v0.clone().requires_grad_(true);
+      torch::manual_seed(17);
+      torch::Tensor out;
+      if (ours) {
+        out = chunked(q, k, v, causal, p);
+      } else {
+        const auto noise = p > 0 ? replay_noise(B, H, T, p) : torch::Tensor();
+        out = naive(q, repeat(k), repeat(v), causal, noise);
+      }
+      (out * w).sum().backward();
+      return Out{out.detach(), q.grad(), k.grad(), v.grad()};
+    };
+    const Out ref = run_with(false), got = run_with(true);
+    CHECK(rel_err(got.out, ref.out) < 1e-5);
+    CHECK(rel_err(got.q, ref.q) < 1e-5);
+    CHECK(rel_err(got.k, ref.k) < 1e-5);
+    CHECK(rel_err(got.v, ref.v) < 1e-5);
+  }
+}
+
 TEST_CASE("the out-projection of head-major heads keeps the heads and not a merged copy and equals linear", "[torch][attention]") {
   const std::int64_t B = 2, H = 4, T = 96, D = 8, C = H * D;
   torch::manual_seed(7);
