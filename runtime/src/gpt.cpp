@@ -85,9 +85,9 @@ torch::Tensor checkpointed_forward(Impl& self, const torch::Tensor& x) {
   return self.forward_variant(x, {}, -1);
 }
 
-// The attention half's output before its residual dropout: attention of q, k, v ([B, H, T,
-// D], q already scaled) as the config's kind computes it, heads merged, through the
-// out-projection.
+// The attention half's output before its residual dropout: attention of q ([B, H, T, D],
+// already scaled), k and v ([B, H, T, D]; chunked also takes them at fewer heads) as the
+// config's kind computes it, heads merged, through the out-projection.
 torch::Tensor attend(const std::string& kind, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& mask, double dropout, bool train, const BlockVariant& variant, int stage,
                      torch::nn::Linear& out) {
