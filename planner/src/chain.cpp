@@ -88,7 +88,7 @@ ChainCosts chain_from_profile(const ChainProfile& p) {
       // A variant does the plain stage's work and rebuilds part of it, so it is never faster.
       // A profile that times it faster (by a rebuild smaller than the timing noise) would have
       // the planner pick it for a speed-up that is not there, even with memory to spare: it
-      // gets the plain stage's times, and ties go to the plain stage.
+      // gets the plain stage's times, so no plan is predicted faster for taking it.
       const bool faster = v.forward_ms + v.backward_ms < l.forward_ms + l.backward_ms;
       s.variants.push_back(VariantCost{v.name, v.saved_bytes, v.forward_peak_bytes,
                                        v.backward_peak_bytes,

@@ -481,8 +481,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 }
 
 torch::Tensor merged_heads_linear(const torch::Tensor& heads, const torch::Tensor& w, const torch::Tensor& b) {
-  // Where merging is a view ([B, T, H, D] in memory: chunked attention, CUDA's fused
-  // kernels), linear keeps that view, which is the kernel's own output: nothing to save.
+  // Where merging is a view (heads [B, T, H, D] in memory, as chunked attention returns
+  // them), linear keeps that view, which is the kernel's own output: nothing to save.
   if (heads.transpose(1, 2).is_contiguous() || !records_graph({heads, w})) return at::linear(merge_heads(heads), w, b);
   return MergedHeadsLinear::apply(heads, w, or_empty(b, w));
 }
