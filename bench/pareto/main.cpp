@@ -26,17 +26,20 @@ using namespace tidemark;
 
 namespace {
 
+// Half the spread between the 25th and 75th percentile of `v`, relative to its median; 0
+// for fewer than 4 values.
+double relative_half_iqr(std::vector<double> v) {
+  if (v.size() < 4) return 0;
+  std::sort(v.begin(), v.end());
+  const double mid = median(v);
+  return mid > 0 ? 0.5 * (v[3 * v.size() / 4] - v[v.size() / 4]) / mid : 0;
+}
+
 struct Measured {
   std::int64_t peak = 0;
   std::vector<double> steps_ms;  // every measured step, all rounds
   double ms = 0;                 // their median
-  // Half the spread between the 25th and 75th percentile, relative to the median.
-  double spread() const {
-    if (steps_ms.size() < 4) return 0;
-    std::vector<double> v = steps_ms;
-    std::sort(v.begin(), v.end());
-    return ms > 0 ? 0.5 * (v[3 * v.size() / 4] - v[v.size() / 4]) / ms : 0;
-  }
+  double spread() const { return relative_half_iqr(steps_ms); }
   void add(const Measured& round) {
     peak = std::max(peak, round.peak);
     steps_ms.insert(steps_ms.end(), round.steps_ms.begin(), round.steps_ms.end());
@@ -241,11 +244,7 @@ int main(int argc, char** argv) {
     const double none_ms = none.ms;
     double step_noise = none.spread();
     for (const auto& p : plans) step_noise = std::max(step_noise, p.measured.spread());
-    const double noise = [&] {
-      std::vector<double> v = none_pairs;
-      std::sort(v.begin(), v.end());
-      return v.size() < 4 ? step_noise : 0.5 * (v[3 * v.size() / 4] - v[v.size() / 4]) / median(v);
-    }();
+    const double noise = none_pairs.size() < 4 ? step_noise : relative_half_iqr(none_pairs);
 
     // ---- report: table
     std::string md;
@@ -305,7 +304,7 @@ int main(int argc, char** argv) {
 
     // ---- report: prediction accuracy and the targets
     // Step times drift on shared machines over the minutes this runs, so the time prediction
-    // is also judged as a ratio to no checkpointing measured in the same rounds.
+    // is also judged as an overhead against the no-checkpoint runs beside each plan.
     double worst_peak = 0, worst_ms = 0, worst_ratio = 0;
     bool over_budget = false;
     for (const Trial& t : trials) {
