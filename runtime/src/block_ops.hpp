@@ -46,6 +46,10 @@ constexpr std::int64_t kAttentionBlock = 128;
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& causal, double p, bool train);
 
+// Heads [B, H, T, D] merged to [B, T, H·D]: a view where the heads are [B, T, H, D] in
+// memory, else a copy.
+torch::Tensor merge_heads(const torch::Tensor& heads);
+
 // The attention's out-projection: linear(w, b) of the heads ([B, H, T, D]) merged to
 // [B, T, H·D]. A kernel that keeps its own output for backward (sdpa's) and returns it
 // head-major would otherwise be kept twice: once by the kernel, once as linear's merged

@@ -435,10 +435,6 @@ struct MlpCore : torch::autograd::Function<MlpCore> {
 
 // ---------------------------------------------------------------- attention output
 
-at::Tensor merge_heads(const at::Tensor& heads) {
-  return heads.transpose(1, 2).reshape({heads.size(0), heads.size(2), heads.size(1) * heads.size(3)});
-}
-
 // linear(merge_heads(heads), w, b) keeping the heads, not their merged copy: backward merges
 // them again for the weight gradient.
 struct MergedHeadsLinear : torch::autograd::Function<MergedHeadsLinear> {
@@ -478,6 +474,10 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     }
   }
   return at::matmul(mask_dropout(attention_probs(q, k, causal), p, train), v);
+}
+
+torch::Tensor merge_heads(const torch::Tensor& heads) {
+  return heads.transpose(1, 2).reshape({heads.size(0), heads.size(2), heads.size(1) * heads.size(3)});
 }
 
 torch::Tensor merged_heads_linear(const torch::Tensor& heads, const torch::Tensor& w, const torch::Tensor& b) {

@@ -103,8 +103,7 @@ torch::Tensor attend(const std::string& kind, const torch::Tensor& q, const torc
     return block_ops::merged_heads_linear(heads, out->weight, out->bias);
 #endif
   }
-  auto heads = block_ops::attention(q, k, v, causal, dropout, train, variant.attention, stage);
-  return out(heads.transpose(1, 2).contiguous().view({B, T, H * D}));
+  return out(block_ops::merge_heads(block_ops::attention(q, k, v, causal, dropout, train, variant.attention, stage)));
 }
 
 }  // namespace
