@@ -2,8 +2,12 @@
 // The pieces of a transformer block (gpt's and llama's), each runnable in any variant of
 // Note [block variants] (tidemark/runtime/block_variants.hpp). Private to the runtime: the
 // blocks in gpt.cpp use them.
+#include <array>
+#include <functional>
+
 #include <torch/torch.h>
 
+#include "rng_state.hpp"
 #include "tidemark/runtime/block_variants.hpp"
 
 namespace tidemark::runtime::block_ops {
@@ -46,6 +50,21 @@ constexpr std::int64_t kAttentionBlock = 128;
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 const torch::Tensor& causal, double p, bool train);
 
+// What chunked attention's backward replays: the causal mask, the dropout rate and the
+// generators' state before the forward's first draw (taken by chunked_forward).
+struct ChunkedReplay {
+  RngSnapshot rng;
+  at::Tensor causal;
+  double p = 0;
+  bool dropout = false;
+};
+
+// Chunked attention's forward and backward, for an autograd Function that keeps q, k, v and
+// the output itself (ChunkedAttention) or rebuilds q, k, v for the backward (attention-qkv).
+at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, ChunkedReplay& r);
+std::array<at::Tensor, 3> chunked_backward(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
+                                           const at::Tensor& v, const at::Tensor& out, const ChunkedReplay& r);
+
 // Heads [B, H, T, D] merged to [B, T, H·D]: a view where the heads are [B, T, H, D] in
 // memory, else a copy.
 torch::Tensor merge_heads(const torch::Tensor& heads);
@@ -73,6 +92,18 @@ torch::Tensor norm(const torch::Tensor& x, const NormWeights& n);
 // it from x and the norm's statistics (Note [block variants]).
 torch::Tensor norm_linear(const torch::Tensor& x, const NormWeights& n, const torch::Tensor& w,
                           const torch::Tensor& b, BlockVariant::Norm mode, int stage);
+
+// The qkv projection's output [B, T, ·] split into the q, k, v the attention kernel takes
+// ([B, heads, T, D], q scaled): the block's own heads, rotation and grouping.
+using QkvSplit = std::function<std::array<torch::Tensor, 3>(const torch::Tensor& qkv)>;
+
+// The heads of attention-qkv (Note [block variants]): `kind`'s attention ("chunked", or
+// "sdpa" on the CPU without dropout) of split(linear(norm(x), w, b)), keeping neither q, k, v
+// nor (with Norm::Recompute; else x is the norm output) the norm output: backward rebuilds
+// them. Returns what the plain kernel returns: chunked [B, T, H, D], sdpa [B, H, T, D].
+torch::Tensor qkv_attention(const std::string& kind, const torch::Tensor& x, const NormWeights& n,
+                            BlockVariant::Norm norm_mode, const torch::Tensor& w, const torch::Tensor& b,
+                            const QkvSplit& split, const torch::Tensor& causal, double p, bool train, int stage);
 
 // The MLP's activation: gpt's GELU, or llama's SwiGLU silu(gate)·up on the two halves
 // [gate, up] of the first projection's output.

@@ -17,6 +17,16 @@
 #include "tidemark/profiler/stage_observer.hpp"
 #include "tidemark/runtime/gpt.hpp"
 
+// LibTorch's CPU flash attention as ops of its own (2.3 on), which attention-qkv calls with
+// sdpa: their output and log-sum-exp are kept, q, k, v rebuilt.
+#if __has_include(<ATen/ops/_scaled_dot_product_flash_attention_for_cpu.h>)
+#include <ATen/ops/_scaled_dot_product_flash_attention_for_cpu.h>
+#include <ATen/ops/_scaled_dot_product_flash_attention_for_cpu_backward.h>
+#define TIDEMARK_HAVE_CPU_FLASH 1
+#else
+#define TIDEMARK_HAVE_CPU_FLASH 0
+#endif
+
 namespace tidemark::runtime {
 
 // ---------------------------------------------------------------- names
@@ -27,6 +37,7 @@ const char* attention_name(BlockVariant::Attention a) {
   switch (a) {
     case BlockVariant::Attention::Dropout: return "attention-dropout";
     case BlockVariant::Attention::Core: return "attention-core";
+    case BlockVariant::Attention::Qkv: return "attention-qkv";
     case BlockVariant::Attention::Full: break;
   }
   return "";
@@ -45,7 +56,8 @@ const char* mlp_name(BlockVariant::Mlp m) {
 
 constexpr BlockVariant::Attention kAttention[] = {BlockVariant::Attention::Full,
                                                   BlockVariant::Attention::Dropout,
-                                                  BlockVariant::Attention::Core};
+                                                  BlockVariant::Attention::Core,
+                                                  BlockVariant::Attention::Qkv};
 constexpr BlockVariant::Norm kNorm[] = {BlockVariant::Norm::Full, BlockVariant::Norm::Recompute};
 constexpr BlockVariant::Mlp kMlp[] = {BlockVariant::Mlp::Full, BlockVariant::Mlp::Activation,
                                       BlockVariant::Mlp::Core};
@@ -75,12 +87,25 @@ std::optional<BlockVariant> BlockVariant::parse(const std::string& name) {
   return std::nullopt;
 }
 
+bool BlockVariant::has(const ModelConfig& model, Attention a) {
+  switch (a) {
+    case Attention::Full: return true;
+    // These rebuild T² tensors that chunked and sdpa attention never keep.
+    case Attention::Dropout: return model.attention == "naive" && model.dropout > 0;
+    case Attention::Core: return model.attention == "naive";
+    // Needs a kernel whose backward can be called on rebuilt q, k, v: chunked attention's
+    // own, or LibTorch's CPU flash kernel (sdpa without dropout on the CPU).
+    case Attention::Qkv:
+      return model.attention == "chunked" ||
+             (model.attention == "sdpa" && TIDEMARK_HAVE_CPU_FLASH && model.device == "cpu" && model.dropout <= 0);
+  }
+  return false;
+}
+
 std::vector<BlockVariant> BlockVariant::all(const ModelConfig& model) {
   std::vector<BlockVariant> out;
   for (auto a : kAttention) {
-    // The attention variants rebuild T² tensors that chunked and sdpa attention never keep.
-    if (a != Attention::Full && model.attention != "naive") continue;
-    if (a == Attention::Dropout && model.dropout <= 0) continue;
+    if (!has(model, a)) continue;
     for (auto n : kNorm) {
       for (auto m : kMlp) {
         BlockVariant v{a, n, m};
@@ -376,6 +401,102 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
   }
 };
 
+// attention-qkv: the attention kernel on q, k, v made from x, keeping x (and the kernel's
+// output and statistics) instead of q, k, v. Backward rebuilds q, k, v with a graph of the
+// plain ops and runs autograd through it, so their gradients to x and the projection's
+// weights are the plain block's; only the kernel's backward is called directly.
+
+struct QkvState : torch::CustomClassHolder {
+  QkvSplit split;
+  bool sdpa = false;
+  bool recompute_norm = false;
+  NormWeights norm;  // rms and eps; the weights are saved variables
+  ChunkedReplay replay;
+  AutocastState autocast;
+  int stage = -1;
+};
+
+// The kernel's inputs as at::scaled_dot_product_attention's autocast policy gives them: the
+// fused op below is called directly, past autocast.
+std::array<at::Tensor, 3> sdpa_inputs(std::array<at::Tensor, 3> qkv) {
+  const auto device = qkv[0].device().type();
+  if (autocast_enabled(device)) {
+    for (auto& t : qkv) {
+      if (t.scalar_type() == at::kFloat) t = t.to(autocast_dtype(device));
+    }
+  }
+  return qkv;
+}
+
+struct QkvAttention : torch::autograd::Function<QkvAttention> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& given_norm_weight,
+                            const at::Tensor& given_norm_bias, const at::Tensor& w, const at::Tensor& given_b,
+                            c10::intrusive_ptr<QkvState> s) {
+    ctx->saved_data["state"] = c10::IValue::make_capsule(s);
+    s->autocast = AutocastState::current();
+    const at::Tensor norm_weight = or_undefined(given_norm_weight), norm_bias = or_undefined(given_norm_bias),
+                     b = or_undefined(given_b);
+    const at::Tensor h = s->recompute_norm ? norm_forward(x, {norm_weight, norm_bias, s->norm.rms, s->norm.eps}).out : x;
+    auto qkv = s->split(at::linear(h, w, b));
+    at::Tensor out, stats;
+    if (s->sdpa) {
+#if TIDEMARK_HAVE_CPU_FLASH
+      qkv = sdpa_inputs(qkv);
+      std::tie(out, stats) = at::_scaled_dot_product_flash_attention_for_cpu(qkv[0], qkv[1], qkv[2], 0.0,
+                                                                           /*is_causal=*/true, {}, /*scale=*/1.0);
+#endif
+    } else {
+      out = chunked_forward(qkv[0], qkv[1], qkv[2], s->replay);
+    }
+    ctx->save_for_backward({x, norm_weight, norm_bias, w, b, out, stats});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = c10::static_intrusive_pointer_cast<QkvState>(ctx->saved_data["state"].toCapsule());
+    ctx->saved_data.clear();
+    auto saved = ctx->get_saved_variables();
+    // Leaves of the rebuilt graph, one per input that wants a gradient.
+    variable_list leaves(5);
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      if (saved[i].defined() && ctx->needs_input_grad(i)) leaves[i] = saved[i].detach().requires_grad_(true);
+    }
+    auto input = [&](std::size_t i) { return leaves[i].defined() ? leaves[i] : saved[i]; };
+    std::array<at::Tensor, 3> qkv, grad_qkv;
+    {
+      AutocastRestore autocast(s->autocast);
+      {
+        PartialRecompute span(s->stage);
+        torch::AutoGradMode grad_mode(true);
+        const at::Tensor h = s->recompute_norm ? norm(input(0), {input(1), input(2), s->norm.rms, s->norm.eps}) : input(0);
+        qkv = s->split(at::linear(h, input(3), input(4)));
+        if (s->sdpa) qkv = sdpa_inputs(qkv);
+      }
+      if (s->sdpa) {
+#if TIDEMARK_HAVE_CPU_FLASH
+        std::tie(grad_qkv[0], grad_qkv[1], grad_qkv[2]) = at::_scaled_dot_product_flash_attention_for_cpu_backward(
+            grads[0], qkv[0], qkv[1], qkv[2], saved[5], saved[6], 0.0, /*is_causal=*/true, {}, /*scale=*/1.0);
+#endif
+      } else {
+        grad_qkv = chunked_backward(grads[0], qkv[0], qkv[1], qkv[2], saved[5], s->replay);
+      }
+    }
+    // Autograd through the rebuilt ops, outside autocast as the plain block's backward runs.
+    variable_list wanted;
+    for (const auto& l : leaves) {
+      if (l.defined()) wanted.push_back(l);
+    }
+    variable_list result(6);
+    if (wanted.empty()) return result;
+    auto got = torch::autograd::grad({qkv[0], qkv[1], qkv[2]}, wanted, {grad_qkv[0], grad_qkv[1], grad_qkv[2]},
+                                     /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    for (std::size_t i = 0, j = 0; i < leaves.size(); ++i) {
+      if (leaves[i].defined()) result[i] = got[j++];
+    }
+    return result;
+  }
+};
+
 // ---------------------------------------------------------------- MLP
 
 // mlp-activation: second(activation(h)) keeping h only; backward re-applies the activation.
@@ -404,32 +525,49 @@ struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
 };
 
 // mlp-core: second(activation(first(u))) keeping u only; backward redoes first and the
-// activation.
+// activation. With the norm variant, u = norm(x) and it keeps x and the norm's statistics
+// instead, as NormLinear does.
 struct MlpCore : torch::autograd::Function<MlpCore> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w1,
-                            const at::Tensor& given_b1, const at::Tensor& w2, const at::Tensor& given_b2, int64_t act,
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& given_norm_weight,
+                            const at::Tensor& given_norm_bias, const at::Tensor& w1, const at::Tensor& given_b1,
+                            const at::Tensor& w2, const at::Tensor& given_b2, int64_t act, bool rms, double eps,
                             int64_t stage) {
-    const at::Tensor b1 = or_undefined(given_b1), b2 = or_undefined(given_b2);
+    const at::Tensor norm_weight = or_undefined(given_norm_weight), norm_bias = or_undefined(given_norm_bias),
+                     b1 = or_undefined(given_b1), b2 = or_undefined(given_b2);
     auto s = new_state(ctx, static_cast<int>(stage));
     s->act = static_cast<Activation>(act);
     s->has_bias = b2.defined();
-    ctx->save_for_backward({u, w1, b1, w2});
+    s->norm = {at::Tensor(), at::Tensor(), rms, eps};
+    NormOut o;
+    if (norm_weight.defined()) o = norm_forward(x, {norm_weight, norm_bias, rms, eps});
+    const at::Tensor& u = norm_weight.defined() ? o.out : x;
+    ctx->save_for_backward({x, w1, b1, w2, norm_weight, norm_bias, o.mean, o.rstd});
     return at::linear(activation(at::linear(u, w1, b1), s->act), w2, b2);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = take_state(ctx);
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &u = saved[0], &w1 = saved[1], &b1 = saved[2], &w2 = saved[3];
+    const at::Tensor &x = saved[0], &w1 = saved[1], &b1 = saved[2], &w2 = saved[3];
+    const NormWeights n{saved[4], saved[5], s->norm.rms, s->norm.eps};
+    const NormOut stats{at::Tensor(), saved[6], saved[7]};
     AutocastRestore autocast(s->autocast);
     PartialRecompute span(s->stage);
+    at::Tensor u = n.weight.defined() ? norm_rebuild(x, stats, n) : x;
     auto h = at::linear(u, w1, b1);
     auto a = activation(h, s->act);
     span.end();
     auto out = activation_linear_backward(grads[0], std::move(a), h, w2, s->has_bias, s->act);
     h = at::Tensor();
     auto in = linear_backward(out.input, u, w1, b1.defined());
-    return {in.input, in.weight, in.bias, out.weight, out.bias, at::Tensor(), at::Tensor()};
+    u = at::Tensor();
+    if (!n.weight.defined()) {
+      return {in.input, at::Tensor(), at::Tensor(), in.weight, in.bias, out.weight, out.bias,
+              at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    auto ng = norm_backward(in.input.to(x.scalar_type()), x, stats, n);
+    return {ng.input, ng.weight, ng.bias, in.weight, in.bias, out.weight, out.bias,
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -476,6 +614,24 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return at::matmul(mask_dropout(attention_probs(q, k, causal), p, train), v);
 }
 
+torch::Tensor qkv_attention(const std::string& kind, const torch::Tensor& x, const NormWeights& n,
+                            BlockVariant::Norm norm_mode, const torch::Tensor& w, const torch::Tensor& b,
+                            const QkvSplit& split, const torch::Tensor& causal, double p, bool train, int stage) {
+  auto s = c10::make_intrusive<QkvState>();
+  s->split = split;
+  s->sdpa = kind == "sdpa";
+  TORCH_CHECK(!s->sdpa || (TIDEMARK_HAVE_CPU_FLASH && x.device().is_cpu() && !(train && p > 0)),
+              "attention-qkv with sdpa runs LibTorch's CPU flash kernel: CPU, no attention dropout");
+  s->recompute_norm = norm_mode == BlockVariant::Norm::Recompute;
+  s->norm = {at::Tensor(), at::Tensor(), n.rms, n.eps};
+  s->replay = {{}, causal, p, train && p > 0.0};
+  s->stage = stage;
+  const at::Tensor h = s->recompute_norm ? x : norm(x, n);
+  const bool with_norm = s->recompute_norm;
+  return QkvAttention::apply(h, with_norm ? n.weight : w.new_empty({0}), with_norm ? or_empty(n.bias, w) : w.new_empty({0}),
+                             w, or_empty(b, w), s);
+}
+
 torch::Tensor merge_heads(const torch::Tensor& heads) {
   return heads.transpose(1, 2).reshape({heads.size(0), heads.size(2), heads.size(1) * heads.size(3)});
 }
@@ -513,9 +669,13 @@ torch::Tensor mlp(const torch::Tensor& x, const NormWeights& n, torch::nn::Linea
   const auto act_code = static_cast<int64_t>(act);
   const bool records = records_graph({x, first->weight, second->weight});
   if (records && variant.mlp == BlockVariant::Mlp::Core) {
-    // The Function keeps the norm output as its input, so the norm variant has nothing to free here.
-    return MlpCore::apply(norm(x, n), first->weight, or_empty(first->bias, x), second->weight,
-                          or_empty(second->bias, x), act_code, static_cast<int64_t>(stage));
+    // With the norm variant the Function keeps the norm's input, else its output.
+    const bool with_norm = variant.norm == BlockVariant::Norm::Recompute;
+    const at::Tensor none = x.new_empty({0});
+    return MlpCore::apply(with_norm ? x : norm(x, n), with_norm ? n.weight : none,
+                          with_norm ? or_empty(n.bias, x) : none, first->weight, or_empty(first->bias, x),
+                          second->weight, or_empty(second->bias, x), act_code, n.rms, n.eps,
+                          static_cast<int64_t>(stage));
   }
   auto h = norm_linear(x, n, first->weight, first->bias, variant.norm, stage);
   if (records && variant.mlp == BlockVariant::Mlp::Activation) {

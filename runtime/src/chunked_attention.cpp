@@ -72,77 +72,86 @@ at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::T
   return out;
 }
 
+}  // namespace
+
+// ---------------------------------------------------------------- forward and backward
+
+at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, ChunkedReplay& r) {
+  if (r.dropout) r.rng = take_rng(q.device());
+  return chunked_forward(q, k, v, r.causal, r.p, r.dropout);
+}
+
+// Per query block: rebuild the probabilities (and the same dropout noise), then the softmax
+// backward with the row sums rowsum(dO∘O), which equal rowsum(dP∘P) for the dropped-out P,
+// so no T² tensor outlives its block.
+std::array<at::Tensor, 3> chunked_backward(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
+                                           const at::Tensor& v, const at::Tensor& out, const ChunkedReplay& r) {
+  const std::int64_t KV = k.size(1);
+  const at::Tensor grad_heads = heads_view(grad_out);
+  const at::Tensor row = grouped((grad_heads * heads_view(out)).sum(-1, /*keepdim=*/true).to(q.scalar_type()), KV);
+  const at::Tensor go_all = grouped(grad_heads, KV), qg = grouped(q, KV), ks = shared(k), vs = shared(v);
+  auto dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
+  const at::Tensor dqg = grouped(dq, KV);
+  // The forward's noise is drawn again from the forward's generator state; the state the
+  // rest of the run sees is put back afterwards.
+  RngSnapshot now;
+  if (r.dropout) {
+    now = take_rng(q.device());
+    restore_rng(r.rng);
+  }
+  // k's and v's gradients sum over the G query heads that share them.
+  auto add_shared = [](const at::Tensor& into, const at::Tensor& grad) {
+    into.add_(grad.size(2) == 1 ? grad.squeeze(2) : grad.sum(2));
+  };
+  for (const QueryBlock& b : query_blocks(q.size(2))) {
+    const at::Tensor qb = qg.slice(3, b.i0, b.i1), kb = ks.slice(3, 0, b.i1), vb = vs.slice(3, 0, b.i1);
+    const at::Tensor go = go_all.slice(3, b.i0, b.i1).to(vb.scalar_type());
+    auto probs = block_probs(qg, ks, r.causal, b);
+    at::Tensor noise = r.dropout ? block_noise(probs, r.p) : at::Tensor();
+    auto dropped = r.dropout ? probs * noise : probs;
+    add_shared(dv.slice(2, 0, b.i1), at::matmul(dropped.transpose(-2, -1).to(go.scalar_type()), go));
+    dropped = at::Tensor();
+    auto grad_probs = at::matmul(go, vb.transpose(-2, -1)).to(probs.scalar_type());
+    if (noise.defined()) grad_probs.mul_(noise);
+    noise = at::Tensor();
+    // softmax backward: P∘(dP - rowsum(dP∘P)); masked entries have P = 0.
+    auto grad_scores = grad_probs.sub_(row.slice(3, b.i0, b.i1)).mul_(probs);
+    probs = at::Tensor();
+    dqg.slice(3, b.i0, b.i1).copy_(at::matmul(grad_scores.to(kb.scalar_type()), kb));
+    add_shared(dk.slice(2, 0, b.i1), at::matmul(grad_scores.transpose(-2, -1).to(qb.scalar_type()), qb));
+  }
+  if (r.dropout) restore_rng(now);
+  return {dq, dk, dv};
+}
+
 // ---------------------------------------------------------------- autograd Function
 
-struct RngCapsule : torch::CustomClassHolder {
-  RngSnapshot rng;  // the generators before the forward drew its first dropout noise
+namespace {
+
+struct ReplayCapsule : torch::CustomClassHolder {
+  ChunkedReplay replay;
   AutocastState autocast;
-  at::Tensor causal;
-  double p = 0;
-  bool dropout = false;
 };
 
 struct ChunkedAttention : torch::autograd::Function<ChunkedAttention> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& causal, double p, bool dropout) {
-    auto s = c10::make_intrusive<RngCapsule>();
-    if (dropout) s->rng = take_rng(q.device());
+    auto s = c10::make_intrusive<ReplayCapsule>();
+    s->replay = {{}, causal, p, dropout};
     s->autocast = AutocastState::current();
-    s->causal = causal;
-    s->p = p;
-    s->dropout = dropout;
     ctx->saved_data["state"] = c10::IValue::make_capsule(s);
-    auto out = chunked_forward(q, k, v, causal, p, dropout);
+    auto out = chunked_forward(q, k, v, s->replay);
     ctx->save_for_backward({q, k, v, out});
     return out;
   }
 
-  // Per query block: rebuild the probabilities (and the same dropout noise), then the
-  // softmax backward with the row sums rowsum(dO∘O), which equal rowsum(dP∘P) for the
-  // dropped-out P, so no T² tensor outlives its block.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto s = c10::static_intrusive_pointer_cast<RngCapsule>(ctx->saved_data["state"].toCapsule());
+    auto s = c10::static_intrusive_pointer_cast<ReplayCapsule>(ctx->saved_data["state"].toCapsule());
     ctx->saved_data.clear();
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
     AutocastRestore autocast(s->autocast);
-    const std::int64_t KV = k.size(1);
-    const at::Tensor grad_heads = heads_view(grads[0]);
-    const at::Tensor row =
-        grouped((grad_heads * heads_view(saved[3])).sum(-1, /*keepdim=*/true).to(q.scalar_type()), KV);
-    const at::Tensor go_all = grouped(grad_heads, KV), qg = grouped(q, KV), ks = shared(k), vs = shared(v);
-    auto dq = at::zeros_like(q), dk = at::zeros_like(k), dv = at::zeros_like(v);
-    const at::Tensor dqg = grouped(dq, KV);
-    // The forward's noise is drawn again from the forward's generator state; the state the
-    // rest of the run sees is put back afterwards.
-    RngSnapshot now;
-    if (s->dropout) {
-      now = take_rng(q.device());
-      restore_rng(s->rng);
-    }
-    // k's and v's gradients sum over the G query heads that share them.
-    auto add_shared = [](const at::Tensor& into, const at::Tensor& grad) {
-      into.add_(grad.size(2) == 1 ? grad.squeeze(2) : grad.sum(2));
-    };
-    for (const QueryBlock& b : query_blocks(q.size(2))) {
-      const at::Tensor qb = qg.slice(3, b.i0, b.i1), kb = ks.slice(3, 0, b.i1), vb = vs.slice(3, 0, b.i1);
-      const at::Tensor go = go_all.slice(3, b.i0, b.i1).to(vb.scalar_type());
-      auto probs = block_probs(qg, ks, s->causal, b);
-      at::Tensor noise = s->dropout ? block_noise(probs, s->p) : at::Tensor();
-      auto dropped = s->dropout ? probs * noise : probs;
-      add_shared(dv.slice(2, 0, b.i1), at::matmul(dropped.transpose(-2, -1).to(go.scalar_type()), go));
-      dropped = at::Tensor();
-      auto grad_probs = at::matmul(go, vb.transpose(-2, -1)).to(probs.scalar_type());
-      if (noise.defined()) grad_probs.mul_(noise);
-      noise = at::Tensor();
-      // softmax backward: P∘(dP - rowsum(dP∘P)); masked entries have P = 0.
-      auto grad_scores = grad_probs.sub_(row.slice(3, b.i0, b.i1)).mul_(probs);
-      probs = at::Tensor();
-      dqg.slice(3, b.i0, b.i1).copy_(at::matmul(grad_scores.to(kb.scalar_type()), kb));
-      add_shared(dk.slice(2, 0, b.i1), at::matmul(grad_scores.transpose(-2, -1).to(qb.scalar_type()), qb));
-    }
-    if (s->dropout) restore_rng(now);
-    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor()};
+    auto g = chunked_backward(grads[0], saved[0], saved[1], saved[2], saved[3], s->replay);
+    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -51,9 +51,17 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
   switch (variant.attention) {
     case BlockVariant::Attention::Dropout: bytes -= dropout ? 4 * bht2 : 0; break;
     case BlockVariant::Attention::Core: bytes -= dropout ? 8 * bht2 : 4 * bht2; break;
+    case BlockVariant::Attention::Qkv:
+      // q, k, v as the kernel keeps them: k and v at KV heads under chunked llama.
+      bytes -= llama && c.attention == "chunked" ? 4 * btc + 8 * B * T * (C / H) * c.key_value_heads() : 12 * btc;
+      break;
     case BlockVariant::Attention::Full: break;
   }
-  if (variant.norm == BlockVariant::Norm::Recompute) bytes -= variant.mlp == BlockVariant::Mlp::Core ? 4 * btc : 8 * btc;
+  if (variant.norm == BlockVariant::Norm::Recompute) {
+    bytes -= 8 * btc;
+    // attention-qkv rebuilds the first norm from its input alone, so its statistics go too.
+    if (variant.attention == BlockVariant::Attention::Qkv) bytes -= (llama ? 4 : 8) * bt;
+  }
   switch (variant.mlp) {
     case BlockVariant::Mlp::Activation: bytes -= mlp / 2; break;
     case BlockVariant::Mlp::Core: bytes -= mlp; break;
@@ -85,18 +93,26 @@ torch::Tensor checkpointed_forward(Impl& self, const torch::Tensor& x) {
   return self.forward_variant(x, {}, -1);
 }
 
-// The attention half's output before its residual dropout: attention of q ([B, H, T, D],
-// already scaled), k and v ([B, H, T, D]; chunked also takes them at fewer heads) as the
-// config's kind computes it, heads merged, through the out-projection.
-torch::Tensor attend(const std::string& kind, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+// The attention half's output before its residual dropout: norm, qkv projection (w, b),
+// `split` into q ([B, H, T, D], already scaled), k and v ([B, H, T, D]; chunked also takes
+// them at fewer heads), attention as the config's kind computes it, heads merged, through the
+// out-projection.
+torch::Tensor attend(const std::string& kind, const torch::Tensor& x, const block_ops::NormWeights& n,
+                     const torch::Tensor& w, const torch::Tensor& b, const block_ops::QkvSplit& split,
                      const torch::Tensor& mask, double dropout, bool train, const BlockVariant& variant, int stage,
                      torch::nn::Linear& out) {
-  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const std::int64_t T = x.size(1);
   const torch::Tensor causal = mask.slice(0, 0, T).slice(1, 0, T);
-  if (kind == "chunked") {
-    // [B, T, H, D]: the merged heads are a view of what the Function keeps.
-    return out(block_ops::chunked_attention(q, k, v, causal, dropout, train).view({B, T, H * D}));
+  auto merged = [&](const torch::Tensor& heads) {  // chunked's [B, T, H, D]: a view of what its Function keeps
+    return out(heads.view({heads.size(0), heads.size(1), heads.size(2) * heads.size(3)}));
+  };
+  if (variant.attention == BlockVariant::Attention::Qkv && block_ops::records_graph({x, w})) {
+    auto heads = block_ops::qkv_attention(kind, x, n, variant.norm, w, b, split, causal, dropout, train, stage);
+    return kind == "chunked" ? merged(heads) : block_ops::merged_heads_linear(heads, out->weight, out->bias);
   }
+  const auto qkv = split(block_ops::norm_linear(x, n, w, b, variant.norm, stage));
+  const torch::Tensor &q = qkv[0], &k = qkv[1], &v = qkv[2];
+  if (kind == "chunked") return merged(block_ops::chunked_attention(q, k, v, causal, dropout, train));
   if (kind == "sdpa") {
 #if TIDEMARK_HAVE_SDPA
     auto heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout : 0.0, /*is_causal=*/true, /*scale=*/1.0);
@@ -158,13 +174,18 @@ torch::Tensor BlockImpl::forward_variant(const torch::Tensor& x, const BlockVari
   // variants keep instead: Note [block variants].
   const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = heads_, D = C / H;
   const bool train = is_training();
-  auto parts = block_ops::norm_linear(x, norm_weights(ln1), qkv->weight, qkv->bias, variant.norm, stage).split(C, 2);
-  // Contiguous head-major copies, so matmul saves exactly these and makes no hidden copies.
-  auto q = parts[0].view({B, T, H, D}).transpose(1, 2).contiguous();
-  auto k = parts[1].view({B, T, H, D}).transpose(1, 2).contiguous();
-  auto v = parts[2].view({B, T, H, D}).transpose(1, 2).contiguous();
-  q.mul_(1.0 / std::sqrt(static_cast<double>(D)));  // scale the small tensor, not the scores
-  auto x1 = x + mask_dropout(attend(attention_, q, k, v, mask_, dropout_, train, variant, stage, attn_out), dropout_, train);
+  auto split = [=](const torch::Tensor& qkv) -> std::array<torch::Tensor, 3> {
+    auto parts = qkv.split(C, 2);
+    // Contiguous head-major copies, so matmul saves exactly these and makes no hidden copies.
+    auto q = parts[0].view({B, T, H, D}).transpose(1, 2).contiguous();
+    auto k = parts[1].view({B, T, H, D}).transpose(1, 2).contiguous();
+    auto v = parts[2].view({B, T, H, D}).transpose(1, 2).contiguous();
+    q.mul_(1.0 / std::sqrt(static_cast<double>(D)));  // scale the small tensor, not the scores
+    return {q, k, v};
+  };
+  auto attn = attend(attention_, x, norm_weights(ln1), qkv->weight, qkv->bias, split, mask_, dropout_, train, variant,
+                     stage, attn_out);
+  auto x1 = x + mask_dropout(attn, dropout_, train);
   return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(ln2), fc, fc_out, block_ops::Activation::Gelu, variant, stage),
                            dropout_, train);
 }
@@ -220,17 +241,21 @@ torch::Tensor LlamaBlockImpl::forward_variant(const torch::Tensor& x, const Bloc
   // Note [saved bytes of a block]; Note [block variants].
   const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = heads_, KV = kv_heads_, D = C / H;
   const bool train = is_training();
-  auto parts = block_ops::norm_linear(x, norm_weights(attn_norm), qkv->weight, {}, variant.norm, stage)
-                   .split({C, KV * D, KV * D}, 2);
-  auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({B, T, n, D}).transpose(1, 2); };
-  auto q = rotate(heads(parts[0], H), cos_, sin_).contiguous();
   // Chunked attention groups the query heads itself and keeps k and v at KV heads; the
   // other kinds get them repeated to H heads, as HF's repeat_kv does.
   const std::int64_t group = attention_ == "chunked" ? 1 : H / KV;
-  auto k = repeat_heads(rotate(heads(parts[1], KV), cos_, sin_), group).contiguous();
-  auto v = repeat_heads(heads(parts[2], KV), group).contiguous();
-  q.mul_(1.0 / std::sqrt(static_cast<double>(D)));
-  auto x1 = x + mask_dropout(attend(attention_, q, k, v, mask_, dropout_, train, variant, stage, attn_out), dropout_, train);
+  auto split = [=, cos = cos_, sin = sin_](const torch::Tensor& qkv) -> std::array<torch::Tensor, 3> {
+    auto parts = qkv.split({C, KV * D, KV * D}, 2);
+    auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({B, T, n, D}).transpose(1, 2); };
+    auto q = rotate(heads(parts[0], H), cos, sin).contiguous();
+    auto k = repeat_heads(rotate(heads(parts[1], KV), cos, sin), group).contiguous();
+    auto v = repeat_heads(heads(parts[2], KV), group).contiguous();
+    q.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+    return {q, k, v};
+  };
+  auto attn = attend(attention_, x, norm_weights(attn_norm), qkv->weight, {}, split, mask_, dropout_, train, variant,
+                     stage, attn_out);
+  auto x1 = x + mask_dropout(attn, dropout_, train);
   return x1 + mask_dropout(block_ops::mlp(x1, norm_weights(mlp_norm), gate_up, down, block_ops::Activation::SwiGLU,
                                           variant, stage),
                            dropout_, train);
@@ -334,8 +359,7 @@ Activations GPTImpl::run_stage(int k, const Activations& inputs, const StageCont
                                const std::string& variant) {
   const bool is_block_stage = is_block(k);
   auto parsed = BlockVariant::parse(variant);
-  TORCH_CHECK(parsed && (is_block_stage || parsed->is_full()) &&
-                  (config_.attention == "naive" || parsed->attention == BlockVariant::Attention::Full),
+  TORCH_CHECK(parsed && (is_block_stage || parsed->is_full()) && BlockVariant::has(config_, parsed->attention),
               "GPT stage ", stage_name(k), " has no variant '", variant, "'");
   TORCH_CHECK(inputs.size() == 1, "GPT stage ", stage_name(k), " takes one tensor, got ", inputs.size());
   const torch::Tensor& input = inputs[0];

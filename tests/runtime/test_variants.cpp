@@ -6,6 +6,7 @@
 #include "grads.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/runtime/executor.hpp"
+#include "tidemark/runtime/gpt.hpp"
 #include "tidemark/runtime/trainer.hpp"
 
 using namespace tidemark;
@@ -18,6 +19,11 @@ using tidemark::testing::max_relative_difference;
 namespace {
 
 // Every block runs `variant`; embedding and head run plain.
+ModelConfig with_attention(ModelConfig c, const char* kind) {
+  c.attention = kind;
+  return c;
+}
+
 PlanNode all_blocks(const GPTImpl& model, const std::string& variant) {
   const int n = model.num_stages();
   return PlanNode::sequence(0, n, {PlanNode::save(0, 1), PlanNode::save(1, n - 1, variant),
@@ -57,7 +63,8 @@ TEST_CASE("block variant names round-trip; unknown names are refused", "[torch][
   c.dropout = 0;
   CHECK(BlockVariant::all(c).size() == 11);  // no attention-dropout without dropout
   c.attention = "chunked";
-  CHECK(BlockVariant::all(c).size() == 5);  // no T² tensors to rebuild
+  CHECK(BlockVariant::all(c).size() == 11);  // attention-qkv instead of the T² variants
+  CHECK(BlockVariant::parse("attention-qkv+norm+mlp-core")->attention == BlockVariant::Attention::Qkv);
   c.attention = "naive";
   c.dropout = 0.1;
   for (const auto& v : BlockVariant::all(c)) {
@@ -77,12 +84,19 @@ TEST_CASE("block variant names round-trip; unknown names are refused", "[torch][
 }
 
 TEST_CASE("every block variant gives the plain block's loss and gradients", "[torch][variants]") {
-  for (const ModelConfig& c :
-       {gpt_config(2, 32, 4, 24, 2, 0.1), gpt_config(3, 48, 3, 16, 3, 0.2), gpt_config(2, 32, 2, 20, 2, 0.0),
-        // llama with grouped-query attention, and with chunked attention (whose blocks have only
-        // the norm and MLP variants)
-        as_llama(gpt_config(2, 32, 4, 24, 2, 0.1), 2), as_llama(gpt_config(2, 48, 4, 16, 3, 0.0), 1),
-        as_llama(gpt_config(2, 32, 2, 20, 2, 0.1), 2, "chunked")}) {
+  std::vector<ModelConfig> configs = {
+      gpt_config(2, 32, 4, 24, 2, 0.1), gpt_config(3, 48, 3, 16, 3, 0.2), gpt_config(2, 32, 2, 20, 2, 0.0),
+      // llama with grouped-query attention, and with chunked attention (attention-qkv instead
+      // of the T² variants); gpt with chunked
+      as_llama(gpt_config(2, 32, 4, 24, 2, 0.1), 2), as_llama(gpt_config(2, 48, 4, 16, 3, 0.0), 1),
+      as_llama(gpt_config(2, 32, 2, 20, 2, 0.1), 2, "chunked"), with_attention(gpt_config(2, 32, 4, 20, 2, 0.1), "chunked"),
+      // several query blocks of chunked attention
+      as_llama(gpt_config(2, 32, 4, 300, 1, 0.0), 2, "chunked")};
+  if (TIDEMARK_HAVE_SDPA) {  // the CPU's fused kernel, without dropout: attention-qkv calls its ops directly
+    configs.push_back(with_attention(gpt_config(2, 32, 4, 20, 2, 0.0), "sdpa"));
+    configs.push_back(as_llama(gpt_config(2, 32, 4, 40, 2, 0.0), 2, "sdpa"));
+  }
+  for (const ModelConfig& c : configs) {
     Fixture f(c);
     const Run plain = f.run(plan_no_checkpoint(f.model->num_stages()));
     const auto variants = f.model->stage_variants(1);
@@ -111,6 +125,20 @@ TEST_CASE("variants inside checkpoint segments give the plain gradients", "[torc
   const Run r = f.run(root);
   CHECK(r.loss == plain.loss);
   CHECK(max_relative_difference(plain.grads, r.grads) < 1e-6);
+
+  // attention-qkv replays chunked attention's dropout inside a recompute, nested too.
+  Fixture g(as_llama(gpt_config(4, 32, 4, 16, 2, 0.1), 2, "chunked"));
+  const Run plain_chunked = g.run(plan_no_checkpoint(g.model->num_stages()));
+  const PlanNode chunked_root = PlanNode::sequence(
+      0, 6,
+      {PlanNode::save(0, 1),
+       PlanNode::checkpoint(1, 3, {PlanNode::save(1, 2, "attention-qkv"), PlanNode::save(2, 3, "attention-qkv+norm+mlp-core")}),
+       PlanNode::checkpoint(3, 5, {PlanNode::checkpoint(3, 4, {PlanNode::save(3, 4, "attention-qkv+norm")}),
+                                   PlanNode::save(4, 5, "attention-qkv+mlp-activation")}),
+       PlanNode::save(5, 6)});
+  const Run rc = g.run(chunked_root);
+  CHECK(rc.loss == plain_chunked.loss);
+  CHECK(max_relative_difference(plain_chunked.grads, rc.grads) < 1e-6);
 }
 
 TEST_CASE("a variant the stage does not have is refused", "[torch][variants]") {

@@ -6,7 +6,7 @@
 // Of what a block saves (Note [saved bytes of a block], gpt.hpp), three groups are large and
 // cheap to rebuild. A variant names one choice per group, joined by '+' in this order:
 // "attention-core+norm+mlp-activation".
-//  attention (naive attention only: chunked and sdpa keep no T² tensor to begin with)
+//  attention
 //   - attention-dropout: the dropped-out probabilities (4·B·H·T²) are rebuilt in backward
 //     from the softmax output and the dropout mask, which are kept anyway: one elementwise
 //     multiply. Only with dropout on.
@@ -15,11 +15,18 @@
 //     P·V matmul of the forward is not redone, as a checkpoint of the core would. Frees
 //     8·B·H·T² (4·B·H·T² without dropout); the 1-byte mask stays so no random numbers are
 //     drawn again.
+//     (These two are naive attention's only: chunked and sdpa keep no T² tensor to begin with.)
+//   - attention-qkv: q, k and v, which chunked and fused attention keep (12·B·T·C, less
+//     with grouped-query heads under chunked), are rebuilt in backward from the qkv
+//     projection's input: one matmul of C·(C + 2·KV·D) a token, the rotation and copies; the
+//     kernel's own backward then runs on them. Chunked attention, and sdpa on the CPU without
+//     dropout (LibTorch's flash kernel, whose backward op can be called directly).
 //  norm
 //   - norm: the outputs of the block's two norms (LayerNorm for gpt, RMSNorm for llama),
 //     which the projections after them keep (4·B·T·C each), are rebuilt in backward from
-//     the norm's input and statistics, which the norm keeps anyway: elementwise work. Under
-//     mlp-core the MLP keeps its input itself, so only the attention side's is freed.
+//     the norm's input and statistics, which the norm keeps anyway: elementwise work. With
+//     attention-qkv or mlp-core, the Function that rebuilds the rest rebuilds the norm
+//     output first.
 //  mlp (F = the MLP's hidden width, ModelConfig::mlp_hidden())
 //   - mlp-activation: the activation is rebuilt from the first projection's output, which
 //     is kept: gpt's GELU output (4·B·T·F), or llama's SiLU output and SwiGLU product
@@ -41,7 +48,7 @@
 namespace tidemark::runtime {
 
 struct BlockVariant {
-  enum class Attention { Full, Dropout, Core };
+  enum class Attention { Full, Dropout, Core, Qkv };
   enum class Norm { Full, Recompute };
   enum class Mlp { Full, Activation, Core };
   Attention attention = Attention::Full;
@@ -53,8 +60,11 @@ struct BlockVariant {
   std::string name() const;
   // Accepts "", "full", and the names name() gives; nullopt for anything else.
   static std::optional<BlockVariant> parse(const std::string& name);
-  // Every variant other than full that a block of `model` has, in a fixed order: the
-  // attention variants only for naive attention, attention-dropout only with dropout on.
+  // Whether a block of `model` has this attention choice: attention-dropout and
+  // attention-core with naive attention (the first with dropout on), attention-qkv with
+  // chunked attention or sdpa on the CPU without dropout.
+  static bool has(const ModelConfig& model, Attention a);
+  // Every variant other than full that a block of `model` has, in a fixed order.
   static std::vector<BlockVariant> all(const ModelConfig& model);
 };
 
