@@ -204,7 +204,7 @@ TEST_CASE("the llama path: profile, plan under a budget, train with the plan wit
   auto prof = nlohmann::json::parse(slurp(dir + "/p.json"));
   CHECK(prof["config"]["arch"] == "llama");
   CHECK(prof["config"]["kv_heads"] == 2);
-  CHECK(prof["layers"][1]["variants"].size() == 5);  // norm and MLP variants (chunked or sdpa attention)
+  CHECK(prof["layers"][1]["variants"].size() == 11);  // attention-qkv, norm and MLP variants (chunked attention)
   Run pl = run_tidemark("plan " + dir + "/p.json --budget 0.7 -o " + dir + "/plan.json");
   INFO(pl.output);
   REQUIRE(pl.rc == 0);
