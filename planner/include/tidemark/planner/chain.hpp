@@ -70,6 +70,10 @@ struct ChainCosts {
   std::vector<int> block_stages() const;
 };
 
+// The least a variant's rebuild is taken to cost beyond its plain stage, where the profile
+// timed none: at least one kernel runs for it (chain_from_profile).
+constexpr double kRebuildFloorMs = 1e-3;
+
 ChainCosts chain_from_profile(const ChainProfile& profile);
 
 }  // namespace tidemark::planner
