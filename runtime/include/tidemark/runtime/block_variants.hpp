@@ -38,7 +38,8 @@
 // (its tables are buffers) and the rotated q and k replace q and k one for one in what
 // attention keeps, so rebuilding them from q and k would free nothing.
 // Gradients equal the plain block's: the backward applies the same ATen kernels autograd
-// would, in the same order, to bitwise-identical recomputed tensors.
+// would, in the same order, to bitwise-identical recomputed tensors (attention-qkv rebuilds
+// q, k, v as a graph of the plain ops and lets autograd run through it).
 #include <optional>
 #include <string>
 #include <vector>
