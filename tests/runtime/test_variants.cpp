@@ -188,7 +188,8 @@ TEST_CASE("a trace shows the partial recompute of variant blocks", "[torch][vari
 }
 
 TEST_CASE("variants run under bfloat16 autocast with the plain block's gradients", "[torch][variants]") {
-  for (const ModelConfig& c : {gpt_config(2, 32, 4, 16, 2, 0.1), as_llama(gpt_config(2, 32, 4, 16, 2, 0.1), 2)}) {
+  for (const ModelConfig& c : {gpt_config(2, 32, 4, 16, 2, 0.1), as_llama(gpt_config(2, 32, 4, 16, 2, 0.1), 2),
+                               as_llama(gpt_config(2, 32, 4, 16, 2, 0.1), 2, "chunked")}) {
   INFO(c.describe());
   Fixture f(c);
   auto run_bf16 = [&](const PlanNode& root) {
