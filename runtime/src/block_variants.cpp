@@ -5,12 +5,15 @@
 // contiguous 3-D input is addmm on the folded input; matmul of 4-D tensors is bmm on the
 // folded batch; softmax, masked_fill_, native_dropout, layer norm, gelu and silu backward by
 // their ATen formulas; RMSNorm's backward is its own Function's), so gradients equal the
-// plain block's.
+// plain block's; the MLP's backward runs them a range of tokens at a time (Note [block
+// variants]).
 #include "tidemark/runtime/block_variants.hpp"
 
-#include <utility>
-
+#include <algorithm>
+#include <cstdint>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "autocast_state.hpp"
 #include "block_ops.hpp"
@@ -244,14 +247,57 @@ at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& h, Acti
   return at::cat({grad_gate, grad_up}, -1);
 }
 
-// Gradients of linear(activation(h), w, b) given the rebuilt activation a, which it releases
-// as soon as the weight gradient has it: `input` is the gradient of h.
-LinearGrads activation_linear_backward(const at::Tensor& grad, at::Tensor a, const at::Tensor& h,
-                                       const at::Tensor& w, bool has_bias, Activation act) {
-  LinearGrads out = linear_backward(grad, a, w, has_bias);
-  a = at::Tensor();
-  out.input = activation_backward(out.input.to(h.scalar_type()), h, act);
+// ---------------------------------------------------------------- MLP backward by token ranges
+
+// The MLP works token by token, so a backward that rebuilds its wide tensors (h = first(u),
+// the activation a) can rebuild and use them one range of tokens at a time. Rebuilt whole, h,
+// a and their gradients sat together on top of everything the step still held: on the llama
+// bench block (README, "LLaMA-style blocks") mlp-core's saved bytes plus backward peak were
+// 53.8 MiB, above the plain block's 47.8 MiB, so a plan could not give the variant to the
+// block whose backward sets the step's peak; by ranges, 32.8 MiB. Ranges of N·narrow/wide
+// tokens make one range's h (wide columns) no bigger than the MLP's input (narrow columns);
+// four times as many ranges measured no lower peak and 2.5× the rebuild time (matmuls of
+// under a hundred rows).
+std::vector<std::pair<std::int64_t, std::int64_t>> token_ranges(std::int64_t n, std::int64_t wide,
+                                                                std::int64_t narrow) {
+  const std::int64_t parts = std::max<std::int64_t>(1, (wide + narrow - 1) / narrow);
+  const std::int64_t len = std::max<std::int64_t>(1, (n + parts - 1) / parts);
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (std::int64_t r = 0; r < n; r += len) out.emplace_back(r, std::min(len, n - r));
   return out;
+}
+
+// Sums the ranges' weight gradients in float at least: under autocast each range's product is
+// rounded to bfloat16, and summing in bfloat16 would round once more per range.
+void accumulate(at::Tensor& sum, const at::Tensor& part) {
+  if (!part.defined()) return;
+  if (!sum.defined()) {
+    sum = part.to(at::promote_types(part.scalar_type(), at::kFloat));
+  } else {
+    sum.add_(part);
+  }
+}
+
+// linear's backward for one range of rows g (gradient) and x (input), both [rows, *]: adds
+// the weight and bias gradients into `acc` and returns the gradient of x.
+at::Tensor linear_range_backward(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, bool has_bias,
+                                 LinearGrads& acc) {
+  accumulate(acc.weight, g.t().mm(x));
+  if (has_bias) accumulate(acc.bias, g.sum(0));
+  return g.mm(w);
+}
+
+// linear(activation(h), w, b)'s backward for one range, given the rebuilt activation a:
+// the gradient of h.
+at::Tensor activation_linear_range_backward(const at::Tensor& g, const at::Tensor& a, const at::Tensor& h,
+                                            const at::Tensor& w, bool has_bias, Activation act, LinearGrads& acc) {
+  return activation_backward(linear_range_backward(g, a, w, has_bias, acc).to(h.scalar_type()), h, act);
+}
+
+// Rows [r, r + len) of `whole`, allocated on the first range's result.
+void put_rows(at::Tensor& whole, std::int64_t rows, std::int64_t r, const at::Tensor& part) {
+  if (!whole.defined()) whole = at::empty({rows, part.size(1)}, part.options());
+  whole.narrow(0, r, part.size(0)).copy_(part);
 }
 
 // ---------------------------------------------------------------- norms
@@ -514,13 +560,22 @@ struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = take_state(ctx);
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &h = saved[0], &w = saved[1];
+    const at::Tensor &w = saved[1], h = saved[0].reshape({-1, saved[0].size(-1)});
+    const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
     AutocastRestore autocast(s->autocast);
-    PartialRecompute span(s->stage);
-    auto a = activation(h, s->act);
-    span.end();
-    auto out = activation_linear_backward(grads[0], std::move(a), h, w, s->has_bias, s->act);
-    return {out.input, out.weight, out.bias, at::Tensor(), at::Tensor()};
+    LinearGrads out;
+    at::Tensor grad_h;  // whole, as the first projection's backward takes it
+    for (const auto& [r, len] : token_ranges(h.size(0), h.size(1), w.size(0))) {
+      const at::Tensor h_r = h.narrow(0, r, len);
+      at::Tensor a;
+      {
+        PartialRecompute span(s->stage);
+        a = activation(h_r, s->act);
+      }
+      put_rows(grad_h, h.size(0), r,
+               activation_linear_range_backward(g.narrow(0, r, len), a, h_r, w, s->has_bias, s->act, out));
+    }
+    return {grad_h.view(saved[0].sizes()), out.weight, out.bias, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -552,21 +607,37 @@ struct MlpCore : torch::autograd::Function<MlpCore> {
     const NormWeights n{saved[4], saved[5], s->norm.rms, s->norm.eps};
     const NormOut stats{at::Tensor(), saved[6], saved[7]};
     AutocastRestore autocast(s->autocast);
-    PartialRecompute span(s->stage);
-    at::Tensor u = n.weight.defined() ? norm_rebuild(x, stats, n) : x;
-    auto h = at::linear(u, w1, b1);
-    auto a = activation(h, s->act);
-    span.end();
-    auto out = activation_linear_backward(grads[0], std::move(a), h, w2, s->has_bias, s->act);
-    h = at::Tensor();
-    auto in = linear_backward(out.input, u, w1, b1.defined());
-    u = at::Tensor();
-    if (!n.weight.defined()) {
-      return {in.input, at::Tensor(), at::Tensor(), in.weight, in.bias, out.weight, out.bias,
-              at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const std::int64_t C = x.size(-1);
+    const at::Tensor rows = x.reshape({-1, C}), g = grads[0].reshape({-1, grads[0].size(-1)});
+    auto stat_rows = [&](const at::Tensor& t, std::int64_t r, std::int64_t len) {
+      return t.defined() ? t.reshape({-1, 1}).narrow(0, r, len) : t;
+    };
+    LinearGrads first, second;
+    NormGrads norm;  // weight and bias, summed over the ranges
+    at::Tensor grad_x;
+    for (const auto& [r, len] : token_ranges(rows.size(0), w1.size(0), C)) {
+      const at::Tensor x_r = rows.narrow(0, r, len);
+      const NormOut stats_r{at::Tensor(), stat_rows(stats.mean, r, len), stat_rows(stats.rstd, r, len)};
+      at::Tensor u, h, a;
+      {
+        PartialRecompute span(s->stage);
+        u = n.weight.defined() ? norm_rebuild(x_r, stats_r, n) : x_r;
+        h = at::linear(u, w1, b1);
+        a = activation(h, s->act);
+      }
+      auto grad_h = activation_linear_range_backward(g.narrow(0, r, len), a, h, w2, s->has_bias, s->act, second);
+      a = h = at::Tensor();
+      auto grad_u = linear_range_backward(grad_h, u, w1, b1.defined(), first);
+      grad_h = u = at::Tensor();
+      if (n.weight.defined()) {
+        auto ng = norm_backward(grad_u.to(x.scalar_type()), x_r, stats_r, n);
+        accumulate(norm.weight, ng.weight);
+        accumulate(norm.bias, ng.bias);
+        grad_u = ng.input;
+      }
+      put_rows(grad_x, rows.size(0), r, grad_u);
     }
-    auto ng = norm_backward(in.input.to(x.scalar_type()), x, stats, n);
-    return {ng.input, ng.weight, ng.bias, in.weight, in.bias, out.weight, out.bias,
+    return {grad_x.view(x.sizes()), norm.weight, norm.bias, first.weight, first.bias, second.weight, second.bias,
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -599,6 +670,22 @@ struct MergedHeadsLinear : torch::autograd::Function<MergedHeadsLinear> {
 
 }  // namespace
 
+namespace {
+
+// A Function that rebuilds the norm keeps the norm's input and gets its weights; otherwise the
+// norm runs before it as a plain op and it gets the norm's output, with empty weights.
+struct NormArgs {
+  at::Tensor input, weight, bias;
+};
+
+NormArgs norm_args(const at::Tensor& x, const NormWeights& n, bool rebuild_inside) {
+  if (rebuild_inside) return {x, n.weight, or_empty(n.bias, x)};
+  const at::Tensor none = x.new_empty({0});
+  return {norm(x, n), none, none};
+}
+
+}  // namespace
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& causal, double p, bool train,
                         BlockVariant::Attention mode, int stage) {
@@ -626,10 +713,8 @@ torch::Tensor qkv_attention(const std::string& kind, const torch::Tensor& x, con
   s->norm = {at::Tensor(), at::Tensor(), n.rms, n.eps};
   s->replay = {{}, causal, p, train && p > 0.0};
   s->stage = stage;
-  const at::Tensor h = s->recompute_norm ? x : norm(x, n);
-  const bool with_norm = s->recompute_norm;
-  return QkvAttention::apply(h, with_norm ? n.weight : w.new_empty({0}), with_norm ? or_empty(n.bias, w) : w.new_empty({0}),
-                             w, or_empty(b, w), s);
+  const auto in = norm_args(x, n, s->recompute_norm);
+  return QkvAttention::apply(in.input, in.weight, in.bias, w, or_empty(b, w), s);
 }
 
 torch::Tensor merge_heads(const torch::Tensor& heads) {
@@ -669,13 +754,9 @@ torch::Tensor mlp(const torch::Tensor& x, const NormWeights& n, torch::nn::Linea
   const auto act_code = static_cast<int64_t>(act);
   const bool records = records_graph({x, first->weight, second->weight});
   if (records && variant.mlp == BlockVariant::Mlp::Core) {
-    // With the norm variant the Function keeps the norm's input, else its output.
-    const bool with_norm = variant.norm == BlockVariant::Norm::Recompute;
-    const at::Tensor none = x.new_empty({0});
-    return MlpCore::apply(with_norm ? x : norm(x, n), with_norm ? n.weight : none,
-                          with_norm ? or_empty(n.bias, x) : none, first->weight, or_empty(first->bias, x),
-                          second->weight, or_empty(second->bias, x), act_code, n.rms, n.eps,
-                          static_cast<int64_t>(stage));
+    const auto in = norm_args(x, n, variant.norm == BlockVariant::Norm::Recompute);
+    return MlpCore::apply(in.input, in.weight, in.bias, first->weight, or_empty(first->bias, x), second->weight,
+                          or_empty(second->bias, x), act_code, n.rms, n.eps, static_cast<int64_t>(stage));
   }
   auto h = norm_linear(x, n, first->weight, first->bias, variant.norm, stage);
   if (records && variant.mlp == BlockVariant::Mlp::Activation) {

@@ -77,6 +77,29 @@ TEST_CASE("block saved bytes, plain and of every variant, match the analytic cou
   }
 }
 
+TEST_CASE("no variant holds more than the plain block while its backward runs", "[torch][profiler]") {
+  // A block holds its saved bytes plus its backward peak at the height of its backward; what
+  // a variant frees must not come back there. The MLP variants rebuild a range of tokens at a
+  // time for this (Note [block variants]): rebuilt whole, mlp-core held more than the plain
+  // block on these shapes. (Naive attention's attention-core holds one T² tile more.)
+  for (const char* arch : {"gpt", "llama"}) {
+    for (const char* attention : {"chunked", "sdpa"}) {
+      if (std::string(attention) == "sdpa" && !TIDEMARK_HAVE_SDPA) continue;
+      ModelConfig c = shape(2, 256, 64, 4, 0.0);
+      c.arch = arch;
+      c.attention = attention;
+      if (c.arch == "llama") c.kv_heads = 2;
+      INFO(c.describe());
+      const StageProfile b = profile(c).profile.stages[1];
+      const std::uint64_t plain = b.saved_bytes + b.backward_peak_bytes;
+      for (const auto& v : b.variants) {
+        INFO(v.name << " holds " << v.saved_bytes << " + " << v.backward_peak_bytes << ", plain " << plain);
+        CHECK(v.saved_bytes + v.backward_peak_bytes <= plain);
+      }
+    }
+  }
+}
+
 TEST_CASE("chunked attention holds no B*H*T^2 tensor, forward or backward", "[torch][profiler]") {
   // Sequence 512 is four query blocks: a block's transients are a quarter of one T² tensor.
   for (double dropout : {0.0, 0.1}) {

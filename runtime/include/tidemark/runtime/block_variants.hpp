@@ -34,12 +34,19 @@
 //   - mlp-core: only the MLP input (the norm output) is kept; backward redoes the first
 //     projection (gpt's fc, llama's gate and up) and the activation. Frees 8·B·T·F (gpt)
 //     or 16·B·T·F (llama).
+//   Both MLP variants rebuild and consume their wide tensors a range of tokens at a time
+//   (about N·C/width tokens, so a range's rebuilt first-projection output is the size of
+//   the MLP input): the MLP is token-wise, and rebuilt whole, the rebuilt tensors and their
+//   gradients sat on top of the step's peak at once (on the llama bench model mlp-core then
+//   held more at its backward's height than the plain block; now a third less).
 // Rotary embeddings get no variant of their own: the rotation keeps nothing for backward
 // (its tables are buffers) and the rotated q and k replace q and k one for one in what
 // attention keeps, so rebuilding them from q and k would free nothing.
 // Gradients equal the plain block's: the backward applies the same ATen kernels autograd
-// would, in the same order, to bitwise-identical recomputed tensors (attention-qkv rebuilds
-// q, k, v as a graph of the plain ops and lets autograd run through it).
+// would to bitwise-identical recomputed tensors (attention-qkv rebuilds q, k, v as a graph of
+// the plain ops and lets autograd run through it). The MLP's ranges sum the weight gradients
+// range by range, in float, so those equal the plain block's to rounding (within 1e-6
+// relative, tested), not bit for bit.
 #include <optional>
 #include <string>
 #include <vector>
