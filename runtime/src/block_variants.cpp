@@ -236,14 +236,29 @@ at::Tensor or_empty(const at::Tensor& t, const at::Tensor& like) {
 }
 at::Tensor or_undefined(const at::Tensor& t) { return t.numel() > 0 ? t : at::Tensor(); }
 
-// Gradient of h from the gradient of activation(h).
-at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& h, Activation act) {
+// activation(h), with SwiGLU's silu(gate), which the backward of the product needs again: a
+// backward that rebuilds the activation computes it once, as the plain block's autograd
+// keeps it.
+struct ActivationParts {
+  at::Tensor out, silu_gate;
+};
+
+ActivationParts activation_parts(const at::Tensor& h, Activation act) {
+  if (act == Activation::Gelu) return {at::gelu(h), at::Tensor()};
+  auto halves = h.chunk(2, -1);
+  auto silu_gate = at::silu(halves[0]);
+  return {silu_gate * halves[1], silu_gate};
+}
+
+// Gradient of h from the gradient of activation(h), given what activation_parts made.
+at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& h, const ActivationParts& a,
+                               Activation act) {
   if (act == Activation::Gelu) return at::gelu_backward(grad, h);
   // p = silu(gate)·up: mul's backward gives grad·up and grad·silu(gate), then SiLU's; the
   // chunk's backward joins the halves.
   auto halves = h.chunk(2, -1);
   auto grad_gate = at::silu_backward(grad * halves[1], halves[0]);
-  auto grad_up = grad * at::silu(halves[0]);
+  auto grad_up = grad * a.silu_gate;
   return at::cat({grad_gate, grad_up}, -1);
 }
 
@@ -287,11 +302,13 @@ at::Tensor linear_range_backward(const at::Tensor& g, const at::Tensor& x, const
   return g.mm(w);
 }
 
-// linear(activation(h), w, b)'s backward for one range, given the rebuilt activation a:
-// the gradient of h.
-at::Tensor activation_linear_range_backward(const at::Tensor& g, const at::Tensor& a, const at::Tensor& h,
+// linear(activation(h), w, b)'s backward for one range, given the rebuilt activation a
+// (released once the weight gradient has it): the gradient of h.
+at::Tensor activation_linear_range_backward(const at::Tensor& g, ActivationParts a, const at::Tensor& h,
                                             const at::Tensor& w, bool has_bias, Activation act, LinearGrads& acc) {
-  return activation_backward(linear_range_backward(g, a, w, has_bias, acc).to(h.scalar_type()), h, act);
+  auto grad_a = linear_range_backward(g, a.out, w, has_bias, acc).to(h.scalar_type());
+  a.out = at::Tensor();
+  return activation_backward(grad_a, h, a, act);
 }
 
 // Rows [r, r + len) of `whole`, allocated on the first range's result.
@@ -567,13 +584,14 @@ struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
     at::Tensor grad_h;  // whole, as the first projection's backward takes it
     for (const auto& [r, len] : token_ranges(h.size(0), h.size(1), w.size(0))) {
       const at::Tensor h_r = h.narrow(0, r, len);
-      at::Tensor a;
+      ActivationParts a;
       {
         PartialRecompute span(s->stage);
-        a = activation(h_r, s->act);
+        a = activation_parts(h_r, s->act);
       }
       put_rows(grad_h, h.size(0), r,
-               activation_linear_range_backward(g.narrow(0, r, len), a, h_r, w, s->has_bias, s->act, out));
+               activation_linear_range_backward(g.narrow(0, r, len), std::move(a), h_r, w, s->has_bias, s->act,
+                                                out));
     }
     return {grad_h.view(saved[0].sizes()), out.weight, out.bias, at::Tensor(), at::Tensor()};
   }
@@ -618,15 +636,17 @@ struct MlpCore : torch::autograd::Function<MlpCore> {
     for (const auto& [r, len] : token_ranges(rows.size(0), w1.size(0), C)) {
       const at::Tensor x_r = rows.narrow(0, r, len);
       const NormOut stats_r{at::Tensor(), stat_rows(stats.mean, r, len), stat_rows(stats.rstd, r, len)};
-      at::Tensor u, h, a;
+      at::Tensor u, h;
+      ActivationParts a;
       {
         PartialRecompute span(s->stage);
         u = n.weight.defined() ? norm_rebuild(x_r, stats_r, n) : x_r;
         h = at::linear(u, w1, b1);
-        a = activation(h, s->act);
+        a = activation_parts(h, s->act);
       }
-      auto grad_h = activation_linear_range_backward(g.narrow(0, r, len), a, h, w2, s->has_bias, s->act, second);
-      a = h = at::Tensor();
+      auto grad_h = activation_linear_range_backward(g.narrow(0, r, len), std::move(a), h, w2, s->has_bias, s->act,
+                                                     second);
+      h = at::Tensor();
       auto grad_u = linear_range_backward(grad_h, u, w1, b1.defined(), first);
       grad_h = u = at::Tensor();
       if (n.weight.defined()) {
@@ -743,11 +763,7 @@ torch::Tensor norm_linear(const torch::Tensor& x, const NormWeights& n, const to
   return at::linear(norm(x, n), w, b);
 }
 
-torch::Tensor activation(const torch::Tensor& h, Activation act) {
-  if (act == Activation::Gelu) return at::gelu(h);
-  auto halves = h.chunk(2, -1);
-  return at::silu(halves[0]) * halves[1];
-}
+torch::Tensor activation(const torch::Tensor& h, Activation act) { return activation_parts(h, act).out; }
 
 torch::Tensor mlp(const torch::Tensor& x, const NormWeights& n, torch::nn::Linear& first,
                   torch::nn::Linear& second, Activation act, const BlockVariant& variant, int stage) {
