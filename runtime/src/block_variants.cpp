@@ -250,16 +250,20 @@ ActivationParts activation_parts(const at::Tensor& h, Activation act) {
   return {silu_gate * halves[1], silu_gate};
 }
 
-// Gradient of h from the gradient of activation(h), given what activation_parts made.
-at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& h, const ActivationParts& a,
-                               Activation act) {
-  if (act == Activation::Gelu) return at::gelu_backward(grad, h);
+// The gradient of h from the gradient of activation(h), given what activation_parts made,
+// written into `out` (h's shape; rows of a whole gradient, so no copy joins the ranges).
+void activation_backward(at::Tensor out, const at::Tensor& grad, const at::Tensor& h, const ActivationParts& a,
+                         Activation act) {
+  if (act == Activation::Gelu) {
+    at::gelu_backward_out(out, grad, h);
+    return;
+  }
   // p = silu(gate)·up: mul's backward gives grad·up and grad·silu(gate), then SiLU's; the
-  // chunk's backward joins the halves.
+  // chunk's backward joins the halves, here by writing each into its half of `out`.
   auto halves = h.chunk(2, -1);
-  auto grad_gate = at::silu_backward(grad * halves[1], halves[0]);
-  auto grad_up = grad * a.silu_gate;
-  return at::cat({grad_gate, grad_up}, -1);
+  auto outs = out.chunk(2, -1);
+  at::silu_backward_out(outs[0], grad * halves[1], halves[0]);
+  at::mul_out(outs[1], grad, a.silu_gate);
 }
 
 // ---------------------------------------------------------------- MLP backward by token ranges
@@ -303,12 +307,13 @@ at::Tensor linear_range_backward(const at::Tensor& g, const at::Tensor& x, const
 }
 
 // linear(activation(h), w, b)'s backward for one range, given the rebuilt activation a
-// (released once the weight gradient has it): the gradient of h.
-at::Tensor activation_linear_range_backward(const at::Tensor& g, ActivationParts a, const at::Tensor& h,
-                                            const at::Tensor& w, bool has_bias, Activation act, LinearGrads& acc) {
+// (released once the weight gradient has it): the gradient of h, into `grad_h`.
+void activation_linear_range_backward(const at::Tensor& grad_h, const at::Tensor& g, ActivationParts a,
+                                      const at::Tensor& h, const at::Tensor& w, bool has_bias, Activation act,
+                                      LinearGrads& acc) {
   auto grad_a = linear_range_backward(g, a.out, w, has_bias, acc).to(h.scalar_type());
   a.out = at::Tensor();
-  return activation_backward(grad_a, h, a, act);
+  activation_backward(grad_h, grad_a, h, a, act);
 }
 
 // Rows [r, r + len) of `whole`, allocated on the first range's result.
@@ -581,7 +586,7 @@ struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
     const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
     AutocastRestore autocast(s->autocast);
     LinearGrads out;
-    at::Tensor grad_h;  // whole, as the first projection's backward takes it
+    const at::Tensor grad_h = at::empty_like(h, at::MemoryFormat::Contiguous);  // whole, as the first projection's backward takes it
     for (const auto& [r, len] : token_ranges(h.size(0), h.size(1), w.size(0))) {
       const at::Tensor h_r = h.narrow(0, r, len);
       ActivationParts a;
@@ -589,9 +594,8 @@ struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
         PartialRecompute span(s->stage);
         a = activation_parts(h_r, s->act);
       }
-      put_rows(grad_h, h.size(0), r,
-               activation_linear_range_backward(g.narrow(0, r, len), std::move(a), h_r, w, s->has_bias, s->act,
-                                                out));
+      activation_linear_range_backward(grad_h.narrow(0, r, len), g.narrow(0, r, len), std::move(a), h_r, w,
+                                       s->has_bias, s->act, out);
     }
     return {grad_h.view(saved[0].sizes()), out.weight, out.bias, at::Tensor(), at::Tensor()};
   }
@@ -644,8 +648,8 @@ struct MlpCore : torch::autograd::Function<MlpCore> {
         h = at::linear(u, w1, b1);
         a = activation_parts(h, s->act);
       }
-      auto grad_h = activation_linear_range_backward(g.narrow(0, r, len), std::move(a), h, w2, s->has_bias, s->act,
-                                                     second);
+      auto grad_h = at::empty_like(h, at::MemoryFormat::Contiguous);
+      activation_linear_range_backward(grad_h, g.narrow(0, r, len), std::move(a), h, w2, s->has_bias, s->act, second);
       h = at::Tensor();
       auto grad_u = linear_range_backward(grad_h, u, w1, b1.defined(), first);
       grad_h = u = at::Tensor();
