@@ -587,7 +587,8 @@ struct ActivationLinear : torch::autograd::Function<ActivationLinear> {
     const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
     AutocastRestore autocast(s->autocast);
     LinearGrads out;
-    const at::Tensor grad_h = at::empty_like(h, at::MemoryFormat::Contiguous);  // whole, as the first projection's backward takes it
+    // Whole, as the first projection's backward takes it; each range writes its rows.
+    const at::Tensor grad_h = at::empty_like(h, at::MemoryFormat::Contiguous);
     for (const auto& [r, len] : token_ranges(h.size(0), h.size(1), w.size(0))) {
       const at::Tensor h_r = h.narrow(0, r, len);
       ActivationParts a;
