@@ -218,17 +218,6 @@ struct LinearGrads {
   at::Tensor input, weight, bias;
 };
 
-// Gradients of linear(x, w, b) on a contiguous x: addmm's backward on the folded input.
-LinearGrads linear_backward(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& w,
-                            bool has_bias) {
-  auto g = grad.reshape({-1, grad.size(-1)});
-  LinearGrads out;
-  out.input = g.mm(w).view(x.sizes());
-  out.weight = g.t().mm(x.reshape({-1, x.size(-1)}));
-  if (has_bias) out.bias = g.sum(0);
-  return out;
-}
-
 // A custom Function cannot take an undefined tensor (LibTorch records every tensor input's
 // device), so an empty tensor stands for an absent bias on the way in.
 at::Tensor or_empty(const at::Tensor& t, const at::Tensor& like) {
@@ -305,6 +294,15 @@ at::Tensor linear_range_backward(const at::Tensor& g, const at::Tensor& x, const
   accumulate(acc.weight, g.t().mm(x));
   if (has_bias) accumulate(acc.bias, g.sum(0));
   return g.mm(w);
+}
+
+// linear's backward over the whole input, folded to rows (linear on a contiguous 3-D input is
+// addmm on the folded input).
+LinearGrads linear_backward(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& w, bool has_bias) {
+  LinearGrads out;
+  out.input = linear_range_backward(grad.reshape({-1, grad.size(-1)}), x.reshape({-1, x.size(-1)}), w, has_bias, out)
+                  .view(x.sizes());
+  return out;
 }
 
 // linear(activation(h), w, b)'s backward for one range, given the rebuilt activation a
