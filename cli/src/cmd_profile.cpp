@@ -117,7 +117,7 @@ void run_profile(const ProfileArgs& a_in) {
     const auto variants = a.no_variants ? 0 : runtime::BlockVariant::all(a.model).size();
     fmt::print(stderr, "profiling {} ({} parameters): {} warm-up + {} measured steps{}\n",
                cfg.model.describe(), trainer.model()->parameter_count(), a.warmup, a.iters,
-               variants ? fmt::format(", each followed by one step per block variant ({})", variants) : "");
+               variants ? fmt::format(", each followed by two steps per block variant ({})", variants) : "");
   }
   Progress progress("profile", a.warmup + a.iters, a.quiet);
   runtime::ProfileOptions o;

@@ -4,8 +4,10 @@
 #include "tidemark/runtime/offload.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <fmt/format.h>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <torch/version.h>
@@ -81,6 +83,11 @@ std::vector<std::int64_t> backward_peaks(const std::vector<profiler::OpRecord>& 
   return out;
 }
 
+bool offers(const ChainModule& chain, int k, const std::string& variant) {
+  const auto vs = chain.stage_variants(k);
+  return std::find(vs.begin(), vs.end(), variant) != vs.end();
+}
+
 // Variant names the chain offers, in the order stages first offer them.
 std::vector<std::string> offered_variants(const ChainModule& chain) {
   std::vector<std::string> names;
@@ -92,15 +99,29 @@ std::vector<std::string> offered_variants(const ChainModule& chain) {
   return names;
 }
 
-// Every stage that offers `variant` runs it; the others run plain.
-PlanNode plan_all_variant(const ChainModule& chain, const std::string& variant) {
+// Stages that offer `variant` and pass `pick` run it; the others run plain.
+PlanNode plan_variant(const ChainModule& chain, const std::string& variant, const std::function<bool(int)>& pick) {
   std::vector<PlanNode> parts;
   for (int k = 0; k < chain.num_stages(); ++k) {
-    auto vs = chain.stage_variants(k);
-    const bool has = std::find(vs.begin(), vs.end(), variant) != vs.end();
-    parts.push_back(PlanNode::save(k, k + 1, has ? variant : std::string()));
+    parts.push_back(PlanNode::save(k, k + 1, offers(chain, k, variant) && pick(k) ? variant : std::string()));
   }
   return PlanNode::sequence(0, chain.num_stages(), std::move(parts));
+}
+
+// One step's forward and backward milliseconds per stage (summed over its ops).
+struct StepTimes {
+  std::vector<double> fwd, bwd;
+};
+
+StepTimes step_times(const std::vector<profiler::OpRecord>& ops, int stages) {
+  StepTimes t{std::vector<double>(static_cast<std::size_t>(stages), 0.0),
+              std::vector<double>(static_cast<std::size_t>(stages), 0.0)};
+  for (const auto& op : ops) {
+    if (op.stage < 0 || op.stage >= stages) continue;
+    if (op.phase == Phase::Forward) t.fwd[static_cast<std::size_t>(op.stage)] += op.best_ms();
+    if (op.phase == Phase::Backward) t.bwd[static_cast<std::size_t>(op.stage)] += op.best_ms();
+  }
+  return t;
 }
 
 }  // namespace
@@ -181,12 +202,27 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
   };
 
   std::vector<StageSamples> stages(L);
-  // Variants (selective recompute) are measured on steps of their own, interleaved with the
-  // plain ones so that drift hits both alike; the last warm-up iteration warms them up.
+  // Variants (selective recompute) are measured on steps of their own after each plain one;
+  // the last warm-up iteration warms them up.
   const std::vector<std::string> variant_names = o.variants ? offered_variants(chain) : std::vector<std::string>{};
-  std::vector<PlanExecutor> variant_exec;
-  for (const auto& v : variant_names) variant_exec.emplace_back(chain, plan_all_variant(chain, v));
+  // Note [paired variant times]: a variant's time is the plain stage's plus the median of
+  // its differences to plain measured in adjacent steps. Per variant and iteration two steps
+  // run it on alternate stages (the others plain), so every stage has a variant sample and a
+  // plain one a second apart, and within each step half the blocks are the other's control.
+  // Measured from separate all-variant steps instead, the differences drifted with the
+  // machine: on the llama bench block (README, "LLaMA-style blocks"; a block's forward and
+  // backward about 170 ms) two quiet profiles put mlp-activation's backward at +26.5 and
+  // +0.6 ms and norm+mlp-core's at +24.4 and +49.0 ms, enough to change the plan.
+  std::vector<PlanExecutor> variant_exec;  // every offering stage: for the held peaks
+  std::vector<std::array<PlanExecutor, 2>> variant_half;  // [parity]: stages k with k % 2 == parity
+  for (const auto& v : variant_names) {
+    variant_exec.emplace_back(chain, plan_variant(chain, v, [](int) { return true; }));
+    variant_half.push_back({PlanExecutor(chain, plan_variant(chain, v, [](int k) { return k % 2 == 0; })),
+                            PlanExecutor(chain, plan_variant(chain, v, [](int k) { return k % 2 == 1; }))});
+  }
+  // Bytes from the stages that ran the variant; times are differences (see above).
   std::vector<std::vector<StageSamples>> variant_stages(variant_names.size(), std::vector<StageSamples>(L));
+  std::vector<std::vector<StageSamples>> variant_diff(variant_names.size(), std::vector<StageSamples>(L));
   // [0]: plain, [1 + v]: variant v; per stage.
   std::vector<std::vector<std::int64_t>> held_peak(variant_names.size() + 1);
   std::vector<double> step_ms, opt_ms;
@@ -242,9 +278,29 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
     if (trace) profiler::ledger().take_events();  // the extra forward is not part of a step
 
     if (it + 1 >= o.warmup) {
-      for (std::size_t vi = 0; vi < variant_exec.size(); ++vi) {
-        auto vops = extra_step(variant_exec[vi], it);
-        if (measure) add_step_ops(variant_stages[vi], vops);
+      for (std::size_t vi = 0; vi < variant_half.size(); ++vi) {
+        std::array<StepTimes, 2> t;
+        for (int parity = 0; parity < 2; ++parity) {
+          auto vops = extra_step(variant_half[vi][static_cast<std::size_t>(parity)], it);
+          if (!measure) continue;
+          t[static_cast<std::size_t>(parity)] = step_times(vops, L);
+          vops.erase(std::remove_if(vops.begin(), vops.end(),
+                                    [&](const profiler::OpRecord& op) {
+                                      return op.stage < 0 || op.stage >= L || op.stage % 2 != parity ||
+                                             !offers(chain, op.stage, variant_names[vi]);
+                                    }),
+                     vops.end());
+          add_step_ops(variant_stages[vi], vops);
+        }
+        if (!measure) continue;
+        for (int k = 0; k < L; ++k) {
+          if (!offers(chain, k, variant_names[vi])) continue;
+          const auto& with = t[static_cast<std::size_t>(k % 2)];
+          const auto& without = t[static_cast<std::size_t>(1 - k % 2)];
+          auto& d = variant_diff[vi][static_cast<std::size_t>(k)];
+          d.fwd_ms.push_back(with.fwd[static_cast<std::size_t>(k)] - without.fwd[static_cast<std::size_t>(k)]);
+          d.bwd_ms.push_back(with.bwd[static_cast<std::size_t>(k)] - without.bwd[static_cast<std::size_t>(k)]);
+        }
       }
     }
     if (it + 1 == total) {
@@ -365,8 +421,8 @@ ProfileRun profile_chain(const ProfileSubject& subject, const ProfileOptions& o)
       sv.forward_peak_bytes = nonneg(vs.fwd_peak);
       sv.backward_peak_bytes = nonneg(vs.bwd_peak);
       sv.backward_held_peak_bytes = std::max(sv.backward_peak_bytes, nonneg(held_peak[vi + 1][k]));
-      sv.forward_ms = pooled(variant_stages[vi], k, &StageSamples::fwd_ms);
-      sv.backward_ms = pooled(variant_stages[vi], k, &StageSamples::bwd_ms);
+      sv.forward_ms = std::max(0.0, sp.forward_ms + pooled(variant_diff[vi], k, &StageSamples::fwd_ms));
+      sv.backward_ms = std::max(0.0, sp.backward_ms + pooled(variant_diff[vi], k, &StageSamples::bwd_ms));
       sp.variants.push_back(std::move(sv));
     }
     p.stages.push_back(std::move(sp));

@@ -37,8 +37,9 @@ struct ProfileOptions {
   int warmup = 2;
   int iters = 3;
   bool trace = false;  // also record a trace of the measured iterations
-  // Also measure every variant the chain offers (one extra forward and backward per variant
-  // per iteration, from the last warm-up on), written as the stages' `variants`.
+  // Also measure every variant the chain offers (two extra forwards and backwards per variant
+  // per iteration, from the last warm-up on; Note [paired variant times] in profiling.cpp),
+  // written as the stages' `variants`.
   bool variants = true;
   std::function<void(int done, int total, const StepStats&)> on_step;
 };
