@@ -143,6 +143,12 @@ class Simulator {
         if (!out_held) live_ -= i(s.out);
         if (!(k == first && held_in)) live_ -= i(c_.in(k));
         spend(v.backward_ms);
+        // A variant's rebuild is recompute too, though it runs inside the stage's backward:
+        // its time over the plain form's, forward and backward.
+        if (!node.variant.empty()) {
+          const VariantCost& plain = variant_of(PlanNode::save(k, k + 1), k);
+          recompute_ += std::max(0.0, v.forward_ms + v.backward_ms - plain.forward_ms - plain.backward_ms);
+        }
       }
     }
   }

@@ -63,6 +63,28 @@ TEST_CASE("uniform checkpointing lowers the peak and pays one extra forward per 
   CHECK(uni.end_bytes == none.end_bytes);
 }
 
+TEST_CASE("a variant's rebuild is recompute: its time over the plain form, none when it is faster", "[planner]") {
+  ChainCosts c = chain_from_profile(testing::make_profile(4));
+  const int k = 1;
+  VariantCost slow = c.stages[k].plain(), fast = c.stages[k].plain();
+  slow.name = "slow";
+  slow.forward_ms -= 1.0;  // a variant can be faster forward (it keeps less) ...
+  slow.backward_ms += 5.0;  // ... and pays in backward
+  fast.name = "fast";
+  fast.backward_ms -= 2.0;
+  c.stages[k].variants.push_back(slow);
+  c.stages[k].variants.push_back(fast);
+  auto with = [&](const std::string& v) {
+    return PlanNode::sequence(0, c.size(), {PlanNode::save(0, k), PlanNode::save(k, k + 1, v),
+                                            PlanNode::save(k + 1, c.size())});
+  };
+  const Prediction none = simulate(c, no_checkpoint(c.size()));
+  const Prediction s = simulate(c, with("slow"));
+  CHECK(s.step_ms == Approx(none.step_ms + 4.0));
+  CHECK(s.recompute_ms == Approx(4.0));
+  CHECK(simulate(c, with("fast")).recompute_ms == 0);
+}
+
 TEST_CASE("simulator refuses plans that do not fit the chain", "[planner]") {
   ChainCosts c = chain_from_profile(testing::make_profile(2));
   CHECK_THROWS_AS(simulate(c, PlanNode::sequence(0, 3, {PlanNode::save(0, 3)})), FormatError);

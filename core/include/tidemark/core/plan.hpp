@@ -47,7 +47,9 @@ struct PlanNode {
 struct Prediction {
   std::uint64_t peak_bytes = 0;
   double step_ms = 0;
-  double recompute_ms = 0;      // forward time spent recomputing during backward
+  // Forward time spent recomputing during backward, and the variants' rebuilds (their time
+  // over their stage's plain form).
+  double recompute_ms = 0;
   std::uint64_t end_bytes = 0;  // live bytes after the optimizer step (not written to plans)
   // Offload: the most pinned host bytes held at once, and the copy time not hidden behind
   // compute (part of step_ms). Written to plans only when the plan offloads.
