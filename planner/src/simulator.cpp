@@ -146,7 +146,7 @@ class Simulator {
         // A variant's rebuild is recompute too, though it runs inside the stage's backward:
         // its time over the plain form's, forward and backward.
         if (!node.variant.empty()) {
-          const VariantCost& plain = variant_of(PlanNode::save(k, k + 1), k);
+          const VariantCost& plain = s.plain();
           recompute_ += std::max(0.0, v.forward_ms + v.backward_ms - plain.forward_ms - plain.backward_ms);
         }
       }
