@@ -65,6 +65,20 @@ at::Tensor chunked_forward(const at::Tensor& q, const at::Tensor& k, const at::T
 std::array<at::Tensor, 3> chunked_backward(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k,
                                            const at::Tensor& v, const at::Tensor& out, const ChunkedReplay& r);
 
+// [B, KV, T, D] -> [B, KV·group, T, D], each key/value head serving `group` query heads in a
+// row (HF's repeat_kv): a copy, which a kernel that takes k and v at every head keeps.
+torch::Tensor repeat_heads(const torch::Tensor& x, std::int64_t group);
+
+// Causal at::scaled_dot_product_attention of q ([B, H, T, D], already scaled) and k, v
+// ([B, KV, T, D], KV dividing H) with dropout p, returning [B, H, T, D]. Where LibTorch's CPU
+// flash kernel runs (the CPU without dropout, LibTorch 2.3 on) and KV < H, an autograd
+// Function keeps k and v at KV heads and repeats them for each kernel call: the kernel takes
+// them at H heads only (LibTorch 2.6's read NaN past a grouped k), and sdpa's own
+// enable_gqa runs the math path on the CPU, which keeps the T² probabilities. Elsewhere k and
+// v are repeated first and the kernel keeps the repeated copies.
+torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double p,
+                             bool train);
+
 // Heads [B, H, T, D] merged to [B, T, H·D]: a view where the heads are [B, T, H, D] in
 // memory, else a copy.
 torch::Tensor merge_heads(const torch::Tensor& heads);

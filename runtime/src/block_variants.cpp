@@ -90,6 +90,10 @@ std::optional<BlockVariant> BlockVariant::parse(const std::string& name) {
   return std::nullopt;
 }
 
+bool runs_cpu_flash(const ModelConfig& model) {
+  return model.attention == "sdpa" && TIDEMARK_HAVE_CPU_FLASH && model.device == "cpu" && model.dropout <= 0;
+}
+
 bool BlockVariant::has(const ModelConfig& model, Attention a) {
   switch (a) {
     case Attention::Full: return true;
@@ -98,9 +102,7 @@ bool BlockVariant::has(const ModelConfig& model, Attention a) {
     case Attention::Core: return model.attention == "naive";
     // Needs a kernel whose backward can be called on rebuilt q, k, v: chunked attention's
     // own, or LibTorch's CPU flash kernel (sdpa without dropout on the CPU).
-    case Attention::Qkv:
-      return model.attention == "chunked" ||
-             (model.attention == "sdpa" && TIDEMARK_HAVE_CPU_FLASH && model.device == "cpu" && model.dropout <= 0);
+    case Attention::Qkv: return model.attention == "chunked" || runs_cpu_flash(model);
   }
   return false;
 }
@@ -468,6 +470,54 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
   }
 };
 
+// ---------------------------------------------------------------- grouped-query flash
+
+#if TIDEMARK_HAVE_CPU_FLASH
+// LibTorch's CPU flash kernel, causal, on q [B, H, T, D] and k, v at KV heads, repeated to H
+// heads for the call only (block_ops::sdpa_attention says why).
+struct FlashOut {
+  at::Tensor out, stats;  // the output and the log-sum-exp per query and head
+};
+
+FlashOut flash_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const std::int64_t group = q.size(1) / k.size(1);
+  auto [out, stats] = at::_scaled_dot_product_flash_attention_for_cpu(
+      q, repeat_heads(k, group), repeat_heads(v, group), 0.0, /*is_causal=*/true, {}, /*scale=*/1.0);
+  return {out, stats};
+}
+
+// The gradients of q, k and v (at KV heads: the repeat's backward, a sum over each head's
+// group, as autograd's expand backward sums).
+std::array<at::Tensor, 3> flash_backward(const at::Tensor& grad, const at::Tensor& q, const at::Tensor& k,
+                                         const at::Tensor& v, const FlashOut& f) {
+  const std::int64_t group = q.size(1) / k.size(1);
+  auto [gq, gk, gv] = at::_scaled_dot_product_flash_attention_for_cpu_backward(
+      grad, q, repeat_heads(k, group), repeat_heads(v, group), f.out, f.stats, 0.0, /*is_causal=*/true, {},
+      /*scale=*/1.0);
+  auto grouped = [&](const at::Tensor& g, const at::Tensor& like) {
+    if (group == 1) return g;
+    return g.reshape({like.size(0), like.size(1), group, like.size(2), like.size(3)}).sum(2);
+  };
+  return {gq, grouped(gk, k), grouped(gv, v)};
+}
+
+// The plain block's sdpa with grouped-query heads: keeps q, k and v at KV heads, the output and
+// the statistics.
+struct GroupedFlash : torch::autograd::Function<GroupedFlash> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    auto f = flash_forward(q, k, v);
+    ctx->save_for_backward({q, k, v, f.out, f.stats});
+    return f.out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto g = flash_backward(grads[0], saved[0], saved[1], saved[2], {saved[3], saved[4]});
+    return {g[0], g[1], g[2]};
+  }
+};
+#endif
+
 // attention-qkv: the attention kernel on q, k, v made from x, keeping x (and the kernel's
 // output and statistics) instead of q, k, v. Backward rebuilds q, k, v with a graph of the
 // plain ops and runs autograd through it, so their gradients to x and the projection's
@@ -509,8 +559,9 @@ struct QkvAttention : torch::autograd::Function<QkvAttention> {
     if (s->sdpa) {
 #if TIDEMARK_HAVE_CPU_FLASH
       qkv = sdpa_inputs(qkv);
-      std::tie(out, stats) = at::_scaled_dot_product_flash_attention_for_cpu(qkv[0], qkv[1], qkv[2], 0.0,
-                                                                           /*is_causal=*/true, {}, /*scale=*/1.0);
+      auto f = flash_forward(qkv[0], qkv[1], qkv[2]);
+      out = f.out;
+      stats = f.stats;
 #endif
     } else {
       out = chunked_forward(qkv[0], qkv[1], qkv[2], s->replay);
@@ -541,8 +592,7 @@ struct QkvAttention : torch::autograd::Function<QkvAttention> {
       }
       if (s->sdpa) {
 #if TIDEMARK_HAVE_CPU_FLASH
-        std::tie(grad_qkv[0], grad_qkv[1], grad_qkv[2]) = at::_scaled_dot_product_flash_attention_for_cpu_backward(
-            grads[0], qkv[0], qkv[1], qkv[2], saved[5], saved[6], 0.0, /*is_causal=*/true, {}, /*scale=*/1.0);
+        grad_qkv = flash_backward(grads[0], qkv[0], qkv[1], qkv[2], {saved[5], saved[6]});
 #endif
       } else {
         grad_qkv = chunked_backward(grads[0], qkv[0], qkv[1], qkv[2], saved[5], s->replay);
@@ -723,6 +773,30 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     }
   }
   return at::matmul(mask_dropout(attention_probs(q, k, causal), p, train), v);
+}
+
+torch::Tensor repeat_heads(const torch::Tensor& x, std::int64_t group) {
+  if (group == 1) return x;
+  const std::int64_t B = x.size(0), kv = x.size(1), T = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, kv, group, T, D}).reshape({B, kv * group, T, D});
+}
+
+torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double p,
+                             bool train) {
+  const bool dropout = train && p > 0.0;
+#if TIDEMARK_HAVE_CPU_FLASH
+  if (k.size(1) != q.size(1) && q.device().is_cpu() && !dropout && records_graph({q, k, v})) {
+    const auto in = sdpa_inputs({q, k, v});
+    return GroupedFlash::apply(in[0], in[1], in[2]);
+  }
+#endif
+#if TIDEMARK_HAVE_SDPA
+  const std::int64_t group = q.size(1) / k.size(1);
+  return at::scaled_dot_product_attention(q, repeat_heads(k, group), repeat_heads(v, group), {},
+                                          dropout ? p : 0.0, /*is_causal=*/true, /*scale=*/1.0);
+#else
+  TORCH_CHECK(false, "sdpa needs LibTorch 2.1 or later");
+#endif
 }
 
 torch::Tensor qkv_attention(const std::string& kind, const torch::Tensor& x, const NormWeights& n,

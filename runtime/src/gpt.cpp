@@ -36,10 +36,8 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
   std::uint64_t bytes = (dropout ? 30 * btc + 9 * bht2 : 28 * btc + 4 * bht2) + mlp + (llama ? 8 : 16) * bt;
   if (c.attention == "chunked") {
     // Nothing T² is kept (Note [chunked attention]); with dropout, the generator states the
-    // backward replays the noise from, as a checkpoint keeps them. Grouped-query k and v stay
-    // at their KV heads.
+    // backward replays the noise from, as a checkpoint keeps them.
     bytes -= dropout ? 9 * bht2 : 4 * bht2;
-    if (llama) bytes -= 8 * B * T * (C / H) * (H - c.key_value_heads());
     if (dropout) bytes += checkpoint_state_bytes(torch::Device(c.device));
   } else if (c.attention == "sdpa") {
     // The fused kernel (no dropout on the CPU) keeps its output, which stands for the merged
@@ -47,13 +45,18 @@ std::uint64_t analytic_block_saved_bytes(const ModelConfig& c, const BlockVarian
     // instead of the probabilities.
     bytes = bytes - 4 * bht2 + 4 * B * H * T;
   }
+  // Grouped-query k and v stay at their KV heads where the kernel lets them (chunked's own,
+  // the CPU's flash kernel through block_ops::sdpa_attention).
+  const bool grouped_kv = llama && (c.attention == "chunked" || runs_cpu_flash(c));
+  const std::uint64_t KV = grouped_kv ? c.key_value_heads() : H;
+  bytes -= 8 * B * T * (C / H) * (H - KV);
   // What each variant frees: Note [block variants].
   switch (variant.attention) {
     case BlockVariant::Attention::Dropout: bytes -= dropout ? 4 * bht2 : 0; break;
     case BlockVariant::Attention::Core: bytes -= dropout ? 8 * bht2 : 4 * bht2; break;
     case BlockVariant::Attention::Qkv:
-      // q, k, v as the kernel keeps them: k and v at KV heads under chunked llama.
-      bytes -= llama && c.attention == "chunked" ? 4 * btc + 8 * B * T * (C / H) * c.key_value_heads() : 12 * btc;
+      // q, and k and v at the heads the kernel keeps them at.
+      bytes -= 4 * btc + 8 * B * T * (C / H) * KV;
       break;
     case BlockVariant::Attention::Full: break;
   }
@@ -94,9 +97,9 @@ torch::Tensor checkpointed_forward(Impl& self, const torch::Tensor& x) {
 }
 
 // The attention half's output before its residual dropout: norm, qkv projection (w, b),
-// `split` into q ([B, H, T, D], already scaled), k and v ([B, H, T, D]; chunked also takes
-// them at fewer heads), attention as the config's kind computes it, heads merged, through the
-// out-projection.
+// `split` into q ([B, H, T, D], already scaled), k and v ([B, KV, T, D]: fewer heads than q
+// for llama's chunked and sdpa, H for naive), attention as the config's kind computes it,
+// heads merged, through the out-projection.
 torch::Tensor attend(const std::string& kind, const torch::Tensor& x, const block_ops::NormWeights& n,
                      const torch::Tensor& w, const torch::Tensor& b, const block_ops::QkvSplit& split,
                      const torch::Tensor& mask, double dropout, bool train, const BlockVariant& variant, int stage,
@@ -114,10 +117,7 @@ torch::Tensor attend(const std::string& kind, const torch::Tensor& x, const bloc
   const torch::Tensor &q = qkv[0], &k = qkv[1], &v = qkv[2];
   if (kind == "chunked") return merged(block_ops::chunked_attention(q, k, v, causal, dropout, train));
   if (kind == "sdpa") {
-#if TIDEMARK_HAVE_SDPA
-    auto heads = at::scaled_dot_product_attention(q, k, v, {}, train ? dropout : 0.0, /*is_causal=*/true, /*scale=*/1.0);
-    return block_ops::merged_heads_linear(heads, out->weight, out->bias);
-#endif
+    return block_ops::merged_heads_linear(block_ops::sdpa_attention(q, k, v, dropout, train), out->weight, out->bias);
   }
   return out(block_ops::merge_heads(block_ops::attention(q, k, v, causal, dropout, train, variant.attention, stage)));
 }
@@ -204,14 +204,6 @@ torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const tor
   return x * cos.slice(0, 0, T) + rotated_half * sin.slice(0, 0, T);
 }
 
-// [B, kv, T, D] -> [B, kv·group, T, D], each key/value head serving `group` query heads in a
-// row (HF's repeat_kv). The copy is what attention keeps.
-torch::Tensor repeat_heads(const torch::Tensor& x, std::int64_t group) {
-  if (group == 1) return x;
-  const std::int64_t B = x.size(0), kv = x.size(1), T = x.size(2), D = x.size(3);
-  return x.unsqueeze(2).expand({B, kv, group, T, D}).reshape({B, kv * group, T, D});
-}
-
 }  // namespace
 
 LlamaBlockImpl::LlamaBlockImpl(const ModelConfig& c, torch::Tensor causal_mask, torch::Tensor cos, torch::Tensor sin)
@@ -241,15 +233,15 @@ torch::Tensor LlamaBlockImpl::forward_variant(const torch::Tensor& x, const Bloc
   // Note [saved bytes of a block]; Note [block variants].
   const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = heads_, KV = kv_heads_, D = C / H;
   const bool train = is_training();
-  // Chunked attention groups the query heads itself and keeps k and v at KV heads; the
-  // other kinds get them repeated to H heads, as HF's repeat_kv does.
-  const std::int64_t group = attention_ == "chunked" ? 1 : H / KV;
+  // Chunked and sdpa attention take k and v at KV heads and keep them so where they can
+  // (block_ops::sdpa_attention); naive gets them repeated to H heads, as HF's repeat_kv does.
+  const std::int64_t group = attention_ == "naive" ? H / KV : 1;
   auto split = [=, cos = cos_, sin = sin_](const torch::Tensor& qkv) -> std::array<torch::Tensor, 3> {
     auto parts = qkv.split({C, KV * D, KV * D}, 2);
     auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({B, T, n, D}).transpose(1, 2); };
     auto q = rotate(heads(parts[0], H), cos, sin).contiguous();
-    auto k = repeat_heads(rotate(heads(parts[1], KV), cos, sin), group).contiguous();
-    auto v = repeat_heads(heads(parts[2], KV), group).contiguous();
+    auto k = block_ops::repeat_heads(rotate(heads(parts[1], KV), cos, sin), group).contiguous();
+    auto v = block_ops::repeat_heads(heads(parts[2], KV), group).contiguous();
     q.mul_(1.0 / std::sqrt(static_cast<double>(D)));
     return {q, k, v};
   };

@@ -198,6 +198,42 @@ TEST_CASE("the out-projection of head-major heads keeps the heads and not a merg
   }
 }
 
+#if TIDEMARK_HAVE_SDPA
+TEST_CASE("sdpa with grouped-query heads keeps k and v at their KV heads and equals sdpa on repeated ones", "[torch][attention]") {
+  ModelConfig config = testing::gpt_config(1, 32, 4, 16, 1, /*dropout=*/0.0);
+  config.attention = "sdpa";
+  if (!runs_cpu_flash(config)) return;  // LibTorch 2.1 and 2.2: no CPU flash op to call; sdpa repeats k and v
+  const std::int64_t B = 2, H = 8, KV = 2, T = 80, D = 16;
+  torch::manual_seed(11);
+  const auto q0 = torch::randn({B, H, T, D}) * 0.25, k0 = torch::randn({B, KV, T, D}), v0 = torch::randn({B, KV, T, D});
+  const auto w = torch::randn({B, H, T, D});
+  auto repeated = [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    return at::scaled_dot_product_attention(q, block_ops::repeat_heads(k, H / KV), block_ops::repeat_heads(v, H / KV),
+                                            {}, 0.0, /*is_causal=*/true, /*scale=*/1.0);
+  };
+  auto grouped = [](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    return block_ops::sdpa_attention(q, k, v, 0.0, /*train=*/true);
+  };
+  const Grads ref = run(q0, k0, v0, w, repeated), got = run(q0, k0, v0, w, grouped);
+  CHECK(torch::equal(got.out, ref.out));
+  CHECK(rel_err(got.q, ref.q) < 1e-6);
+  CHECK(rel_err(got.k, ref.k) < 1e-6);
+  CHECK(rel_err(got.v, ref.v) < 1e-6);
+
+  // What the graph keeps past its inputs and output: the log-sum-exp per query and head, and
+  // with repeated k and v, those copies too.
+  auto kept = [&](bool ours) {
+    auto q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true), v = v0.clone().requires_grad_(true);
+    profiler::AllocatorHookGuard hook;
+    const auto before = profiler::ledger().live();
+    auto out = ours ? grouped(q, k, v) : repeated(q, k, v);
+    return profiler::ledger().live() - before - out.numel() * 4;
+  };
+  CHECK(kept(true) == B * H * T * 4);
+  CHECK(kept(false) == B * H * T * 4 + 2 * B * H * T * D * 4);
+}
+#endif
+
 TEST_CASE("gpt and llama blocks with chunked or sdpa attention train like the naive ones", "[torch][attention]") {
   std::vector<std::string> kinds = {"chunked"};
   if (TIDEMARK_HAVE_SDPA) kinds.push_back("sdpa");

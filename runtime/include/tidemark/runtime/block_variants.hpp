@@ -17,7 +17,7 @@
 //     drawn again.
 //     (These two are naive attention's only: chunked and sdpa keep no T² tensor to begin with.)
 //   - attention-qkv: q, k and v, which chunked and fused attention keep (12·B·T·C, less
-//     with grouped-query heads under chunked), are rebuilt in backward from the qkv
+//     with grouped-query heads, kept at KV heads), are rebuilt in backward from the qkv
 //     projection's input: one matmul of C·(C + 2·KV·D) a token, the rotation and copies; the
 //     kernel's own backward then runs on them. Chunked attention, and sdpa on the CPU without
 //     dropout (LibTorch's flash kernel, whose backward op can be called directly).
@@ -54,6 +54,12 @@
 #include "tidemark/core/model_config.hpp"
 
 namespace tidemark::runtime {
+
+// Whether a block of `model` runs sdpa as LibTorch's CPU flash kernel called by tidemark's
+// own autograd Functions (sdpa on the CPU without dropout, LibTorch 2.3 on): its backward can
+// then be called on rebuilt q, k, v (attention-qkv), and grouped-query k and v are kept at
+// their KV heads (block_ops::sdpa_attention).
+bool runs_cpu_flash(const ModelConfig& model);
 
 struct BlockVariant {
   enum class Attention { Full, Dropout, Core, Qkv };

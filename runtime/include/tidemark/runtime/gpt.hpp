@@ -15,10 +15,10 @@
 //   first norm: gpt mean, rstd 8·B·T; llama rstd    4·B·T or 8·B·T
 //   first norm output (qkv input)                   4·B·T·C
 //   q (scaled, rotated for llama), k, v, contiguous 12·B·T·C
-//     (llama with fewer kv heads: k and v are repeated to H heads first, as HF's repeat_kv
-//     does, and attention keeps the repeated ones, so the count does not depend on them;
-//     chunked attention groups the query heads itself and keeps k and v at KV heads:
-//     8·B·T·C·(1 - KV/H) less)
+//     (llama with fewer kv heads: naive attention takes k and v repeated to H heads, as
+//     HF's repeat_kv does, and keeps the repeated ones, so the count does not depend on KV;
+//     chunked attention, and sdpa where the CPU's flash kernel runs (runs_cpu_flash()),
+//     keep k and v at KV heads: 8·B·T·C·(1 - KV/H) less)
 //   softmax output                                  4·B·H·T²
 //   attention dropout mask (bool)                   1·B·H·T²
 //   dropped probabilities (PV input)                4·B·H·T²
