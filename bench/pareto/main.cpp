@@ -4,11 +4,13 @@
 //
 //   build/bench/pareto/bench_pareto [--arch llama --attention chunked --layers 8 ...] [--budgets 8]
 //                                   [--steps 4] [--out DIR]
+//   ... --at 0.5,0.7 --rounds 9      only the targets' budgets, measured more often
 //
 // Sections: options; profile and plan; measure; report (table, targets, files).
 #include <CLI/CLI.hpp>
 #include <ATen/Parallel.h>
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
   CLI::App app{"checkpoint plans of every solver, measured side by side"};
   ModelConfig model;
   int n_budgets = 8, steps = 3, warmup = 2, iters = 3, rounds = 2;
+  std::vector<double> at;  // fractions of the no-checkpoint peak: the only budgets, when given
   bool no_variants = false;
   std::string out_dir = "pareto-out";
   app.add_option("--arch", model.arch, "gpt or llama")->capture_default_str();
@@ -132,6 +135,11 @@ int main(int argc, char** argv) {
   app.add_option("--iters", iters, "profiled steps")->capture_default_str();
   app.add_option("--rounds", rounds, "passes over all plans, alternating direction (drift evens out)")
       ->capture_default_str();
+  app.add_option("--at", at,
+                 "measure only at these fractions of the no-checkpoint peak (e.g. --at 0.5,0.7), instead of "
+                 "--budgets and the baselines' peaks: fewer plans, so more --rounds in the same time")
+      ->delimiter(',')
+      ->check(CLI::Range(0.001, 1.0));
   app.add_flag("--no-variants", no_variants, "whole blocks only: no selective-recompute column");
   app.add_option("--out", out_dir, "directory for pareto.csv, pareto.svg, pareto.md")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -171,17 +179,27 @@ int main(int argc, char** argv) {
     }
     const std::uint64_t lo = std::min(planner::minimum_peak(chain), planner::minimum_peak(chain_var));
     const std::uint64_t hi = profile.peak_bytes;
-    std::vector<std::uint64_t> budgets;
-    for (int i = 0; i < n_budgets; ++i) {
-      budgets.push_back(lo + (hi - lo) * static_cast<std::uint64_t>(i) / static_cast<std::uint64_t>(n_budgets - 1));
-    }
-    // Also exactly where uniform and every-2 peak: the targets compare optimal there.
+    // A fraction of the peak in thousandths, in integers, so 0.5 and 0.7 give exactly the
+    // target budgets below.
+    auto fraction_of_peak = [hi](double f) {
+      return hi * static_cast<std::uint64_t>(std::llround(f * 1000)) / 1000;
+    };
     const auto uniform = planner::baseline_choice(chain, planner::Solver::Uniform, hi);
-    const auto every2 = planner::baseline_choice(chain, planner::Solver::EveryK, hi, 2);
-    // And at the selective-recompute targets, 50% and 70% of the no-checkpoint peak.
-    const std::uint64_t half = hi / 2, seventy = hi * 7 / 10;
-    for (std::uint64_t b : {uniform.sim.peak_bytes, every2.sim.peak_bytes, half, seventy}) {
-      if (b >= lo && b <= hi) budgets.push_back(b);
+    // The selective-recompute targets, 50% and 70% of the no-checkpoint peak.
+    const std::uint64_t half = fraction_of_peak(0.5), seventy = fraction_of_peak(0.7);
+    std::vector<std::uint64_t> budgets;
+    if (!at.empty()) {
+      for (double f : at) budgets.push_back(fraction_of_peak(f));
+    } else {
+      for (int i = 0; i < n_budgets; ++i) {
+        budgets.push_back(lo + (hi - lo) * static_cast<std::uint64_t>(i) / static_cast<std::uint64_t>(n_budgets - 1));
+      }
+      // Also exactly where uniform and every-2 peak (the targets compare optimal there), and at
+      // the targets.
+      const auto every2 = planner::baseline_choice(chain, planner::Solver::EveryK, hi, 2);
+      for (std::uint64_t b : {uniform.sim.peak_bytes, every2.sim.peak_bytes, half, seventy}) {
+        if (b >= lo && b <= hi) budgets.push_back(b);
+      }
     }
     std::sort(budgets.begin(), budgets.end());
     budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
@@ -361,9 +379,19 @@ int main(int argc, char** argv) {
         for (int ci = 0; ci < static_cast<int>(contenders.size()); ++ci) {
           if (contenders[static_cast<size_t>(ci)].solver != planner::Solver::Optimal) continue;
           const Trial* t = trial_at(budget, ci);
-          line += t ? fmt::format(" {} {:+.1f}% (± {:.1f}%)", contenders[static_cast<size_t>(ci)].name,
-                                  100 * plans[t->plan].overhead(), 100 * noise)
-                    : fmt::format(" {} has no plan", contenders[static_cast<size_t>(ci)].name);
+          if (!t) {
+            line += fmt::format(" {} has no plan", contenders[static_cast<size_t>(ci)].name);
+            continue;
+          }
+          // With enough rounds, the quartiles of the plan's own per-round overheads: how far
+          // its median could move in another run of this length.
+          std::vector<double> r = plans[t->plan].ratios;
+          std::sort(r.begin(), r.end());
+          const std::string quartiles =
+              r.size() < 4 ? "" : fmt::format("; its {} rounds' quartiles {:+.1f}% to {:+.1f}%", r.size(),
+                                              100 * (r[r.size() / 4] - 1), 100 * (r[3 * r.size() / 4] - 1));
+          line += fmt::format(" {} {:+.1f}% (± {:.1f}%{})", contenders[static_cast<size_t>(ci)].name,
+                              100 * plans[t->plan].overhead(), 100 * noise, quartiles);
         }
         row(line);
       }
