@@ -28,13 +28,19 @@ using namespace tidemark;
 
 namespace {
 
+// The 25th and 75th percentile of `v` (at least 4 values).
+std::pair<double, double> quartiles(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 4], v[3 * v.size() / 4]};
+}
+
 // Half the spread between the 25th and 75th percentile of `v`, relative to its median; 0
 // for fewer than 4 values.
-double relative_half_iqr(std::vector<double> v) {
+double relative_half_iqr(const std::vector<double>& v) {
   if (v.size() < 4) return 0;
-  std::sort(v.begin(), v.end());
+  const auto [q1, q3] = quartiles(v);
   const double mid = median(v);
-  return mid > 0 ? 0.5 * (v[3 * v.size() / 4] - v[v.size() / 4]) / mid : 0;
+  return mid > 0 ? 0.5 * (q3 - q1) / mid : 0;
 }
 
 struct Measured {
@@ -385,13 +391,15 @@ int main(int argc, char** argv) {
           }
           // With enough rounds, the quartiles of the plan's own per-round overheads: how far
           // its median could move in another run of this length.
-          std::vector<double> r = plans[t->plan].ratios;
-          std::sort(r.begin(), r.end());
-          const std::string quartiles =
-              r.size() < 4 ? "" : fmt::format("; its {} rounds' quartiles {:+.1f}% to {:+.1f}%", r.size(),
-                                              100 * (r[r.size() / 4] - 1), 100 * (r[3 * r.size() / 4] - 1));
+          const std::vector<double>& r = plans[t->plan].ratios;
+          std::string spread;
+          if (r.size() >= 4) {
+            const auto [q1, q3] = quartiles(r);
+            spread = fmt::format("; its {} rounds' quartiles {:+.1f}% to {:+.1f}%", r.size(), 100 * (q1 - 1),
+                                 100 * (q3 - 1));
+          }
           line += fmt::format(" {} {:+.1f}% (± {:.1f}%{})", contenders[static_cast<size_t>(ci)].name,
-                              100 * plans[t->plan].overhead(), 100 * noise, quartiles);
+                              100 * plans[t->plan].overhead(), 100 * noise, spread);
         }
         row(line);
       }
