@@ -5,7 +5,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <stdexcept>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 
 namespace tidemark::testing {
@@ -35,7 +39,21 @@ Run run_command(const std::string& command) {
 }
 
 std::string scratch_dir(const std::string& name) {
-  auto dir = std::filesystem::path(TIDEMARK_BINARY_DIR) / "test-scratch" / name;
+  const auto root = std::filesystem::path(TIDEMARK_BINARY_DIR) / "test-scratch";
+  const auto dir = root / name;
+  // ctest runs test cases as processes side by side, so two cases that share a name would
+  // delete each other's files at random (CI once failed that way). Each process holds a lock
+  // on every name it uses until it exits; a second process asking for the name fails at once.
+  static std::set<std::string> held;
+  if (!held.count(name)) {
+    std::filesystem::create_directories(root);
+    const std::string lock = (root / (name + ".lock")).string();
+    const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0)
+      throw std::runtime_error("scratch directory '" + name +
+                               "' is in use by another test process: give each test case a name of its own");
+    held.insert(name);  // the descriptor stays open: the lock lasts as long as this process
+  }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();

@@ -24,12 +24,13 @@ std::vector<double> losses_of(const std::string& report) {
   return nlohmann::json::parse(slurp(report))["losses"].get<std::vector<double>>();
 }
 
-// The losses of an uninterrupted run: what every resumed run must reproduce.
-const std::vector<double>& reference_losses(int steps) {
+// The losses of an uninterrupted run: what every resumed run must reproduce. `owner` names
+// the calling test case's directory: test cases run side by side, so each makes its own.
+const std::vector<double>& reference_losses(const std::string& owner, int steps) {
   static std::map<int, std::vector<double>> cache;
   auto it = cache.find(steps);
   if (it != cache.end()) return it->second;
-  const std::string dir = scratch_dir("resume-reference-" + std::to_string(steps));
+  const std::string dir = scratch_dir(owner + "-reference-" + std::to_string(steps));
   Run r = run_tidemark("train " + kModel + " --steps " + std::to_string(steps) + " -q --report " + dir + "/r.json");
   REQUIRE(r.rc == 0);
   return cache[steps] = losses_of(dir + "/r.json");
@@ -54,7 +55,7 @@ int resume_and_check(const std::string& dir, int steps) {
   std::smatch m;
   REQUIRE(std::regex_search(r.output, m, std::regex(R"(resumed from '[^']*' at step (\d+))")));
   const int start = std::stoi(m[1]);
-  const auto& ref = reference_losses(steps);
+  const auto& ref = reference_losses(fs::path(dir).parent_path().filename().string(), steps);
   const std::vector<double> expected(ref.begin() + start, ref.end());
   CHECK(losses_of(report) == expected);  // bitwise: same kernels, same order, same threads
   CHECK(snapshot(dir) == before);
