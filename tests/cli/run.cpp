@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -15,6 +16,11 @@
 namespace tidemark::testing {
 
 std::string tidemark_path() { return std::string(TIDEMARK_BINARY_DIR) + "/cli/tidemark"; }
+
+int random_port() {
+  std::mt19937 rng(std::random_device{}());
+  return 20000 + static_cast<int>(rng() % 12000);
+}
 
 Run run_tidemark(const std::string& args) { return run_command(tidemark_path() + " " + args); }
 

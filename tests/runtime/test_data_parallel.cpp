@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "catch.hpp"
 #include "cli/run.hpp"
@@ -42,12 +41,6 @@ std::vector<torch::Tensor> saved_parameters(const std::string& dir) {
   std::vector<torch::Tensor> out;
   for (const auto& p : m->parameters()) out.push_back(p.detach().clone());
   return out;
-}
-
-// A port for a job's store that is unlikely to be taken (the launcher finds a free one itself).
-int random_port() {
-  std::mt19937 rng(std::random_device{}());
-  return 20000 + static_cast<int>(rng() % 20000);
 }
 
 

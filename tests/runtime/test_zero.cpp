@@ -5,7 +5,6 @@
 // starts; a rank that dies ends the job. Runs the tidemark binary on Gloo.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "catch.hpp"
 #include "cli/run.hpp"
@@ -249,10 +248,9 @@ void one_rank_jobs_train_like_one_process(const std::string& device) {
   const auto l1 = losses(dir + "/one.json");
   for (int zero : {1, 2, 3}) {
     INFO("ZeRO-" << zero);
-    std::mt19937 rng(std::random_device{}());
     Run solo = run_command(fmt::format("WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT={} {} {} "
                                        "--zero {} --report {}/z{}.json",
-                                       20000 + static_cast<int>(rng() % 20000), tidemark_path(), common, zero, dir,
+                                       random_port(), tidemark_path(), common, zero, dir,
                                        zero));
     INFO(solo.output);
     REQUIRE(solo.rc == 0);
