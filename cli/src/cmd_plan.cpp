@@ -34,6 +34,7 @@ struct PlanArgs {
   std::string output;
   std::string pareto;
   std::vector<std::string> compare;
+  bool quiet = false;
 };
 
 constexpr const char* kFooter = R"(Budget forms:
@@ -95,8 +96,10 @@ std::string percent_change(double value, double reference) {
 
 void print_summary(const ChainProfile& profile, const ChainCosts& chain, const PlanArgs& args,
                    const Budget& budget, std::uint64_t budget_bytes, const Candidate& plan) {
+  // "gpt" in the file names tidemark's own model, of either arch: say which.
+  const std::string& model = profile.model == "gpt" ? profile.config.arch : profile.model;
   fmt::print("profile: {} ({}), {} stages, measured no-checkpoint peak {}, step {:.2f} ms\n",
-             args.profile, profile.model, chain.size(), format_bytes(chain.measured_peak),
+             args.profile, model, chain.size(), format_bytes(chain.measured_peak),
              chain.measured_step_ms);
   fmt::print("budget:  {}{}\n", format_bytes(budget_bytes),
              budget.is_fraction() ? fmt::format(" ({})", budget.describe()) : "");
@@ -187,14 +190,14 @@ void run_plan(const PlanArgs& args) {
       args.compare.empty() ? "" : comparison(profile, args.profile, args.compare, budget_bytes, options);
   const std::string json = plan_to_json(plan);
 
-  print_summary(profile, chain, args, budget, budget_bytes, chosen);
+  if (!args.quiet) print_summary(profile, chain, args, budget, budget_bytes, chosen);
   write_file_atomic(args.output, json, "-o");
-  fmt::print("wrote {}\n", args.output);
+  if (!args.quiet) fmt::print("wrote {}\n", args.output);
   if (!args.pareto.empty()) {
     write_file_atomic(args.pareto, csv, "--pareto");
-    fmt::print("wrote {} (budget sweep of every solver)\n", args.pareto);
+    if (!args.quiet) fmt::print("wrote {} (budget sweep of every solver)\n", args.pareto);
   }
-  fmt::print("{}", compared);
+  fmt::print("{}", compared);  // asked for by name, so printed even with -q
 }
 
 }  // namespace
@@ -227,6 +230,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--compare", args->compare,
                   "other profiles of this model (other --nproc or --zero): print the optimal plan of each at "
                   "this budget in bytes, beside this one");
+  cmd->add_flag("--quiet,-q", args->quiet, "print nothing but errors (and the --compare table)");
   cmd->callback([args, k] {
     args->k_given = k->count() > 0;
     run_plan(*args);

@@ -81,6 +81,7 @@ TEST_CASE("tidemark plan writes a plan with the documented fields", "[planner][c
   REQUIRE(r.rc == 0);
   CHECK(r.output.find("predicted peak:") != std::string::npos);
   CHECK(r.output.find("against uniform") != std::string::npos);
+  CHECK(r.output.find("(gpt), 8 stages") != std::string::npos);  // the arch, from the profile's config
   const json plan = json::parse(tidemark::read_text_file(w.path("plan.json")));
   CHECK(plan["schema"] == "tidemark.plan");
   CHECK(plan["version"] == 1);
@@ -100,6 +101,23 @@ TEST_CASE("tidemark plan writes a plan with the documented fields", "[planner][c
   CHECK(csv.rfind("solver,budget_bytes,fits,", 0) == 0);
   CHECK(count(csv, "\noptimal,") >= 10);
   CHECK(count(csv, "\nrevolve,") == count(csv, "\noptimal,"));
+}
+
+TEST_CASE("tidemark plan -q writes the same plan and prints nothing", "[planner][cli]") {
+  Workdir w("plan-cli-quiet");
+  tidemark::ChainProfile p = test_profile();
+  p.config.arch = "llama";
+  p.digest = p.config.digest();
+  const std::string llama = w.path("llama.json");
+  tidemark::write_profile(llama, p);
+  const Run loud = run_plan(llama + " --budget 0.6 -o " + w.path("loud.json"));
+  INFO(loud.output);
+  REQUIRE(loud.rc == 0);
+  CHECK(loud.output.find("(llama), 8 stages") != std::string::npos);
+  const Run quiet = run_plan(llama + " --budget 0.6 -q -o " + w.path("quiet.json"));
+  REQUIRE(quiet.rc == 0);
+  CHECK(quiet.output.empty());
+  CHECK(tidemark::read_text_file(w.path("quiet.json")) == tidemark::read_text_file(w.path("loud.json")));
 }
 
 TEST_CASE("tidemark plan runs every solver by name", "[planner][cli]") {
