@@ -1,8 +1,10 @@
 #include "run.hpp"
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -11,6 +13,7 @@
 #include <stdexcept>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 namespace tidemark::testing {
@@ -55,9 +58,12 @@ std::string scratch_dir(const std::string& name) {
     std::filesystem::create_directories(root);
     const std::string lock = (root / (name + ".lock")).string();
     const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0)
+    if (fd < 0) throw std::runtime_error("cannot create " + lock + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
       throw std::runtime_error("scratch directory '" + name +
                                "' is in use by another test process: give each test case a name of its own");
+    }
     held.insert(name);  // the descriptor stays open: the lock lasts as long as this process
   }
   std::filesystem::remove_all(dir);
