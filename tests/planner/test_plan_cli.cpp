@@ -103,7 +103,7 @@ TEST_CASE("tidemark plan writes a plan with the documented fields", "[planner][c
   CHECK(count(csv, "\nrevolve,") == count(csv, "\noptimal,"));
 }
 
-TEST_CASE("tidemark plan -q writes the same plan and prints nothing", "[planner][cli]") {
+TEST_CASE("tidemark plan names the profile's arch, and with -q writes the same plan printing nothing", "[planner][cli]") {
   Workdir w("plan-cli-quiet");
   tidemark::ChainProfile p = test_profile();
   p.config.arch = "llama";

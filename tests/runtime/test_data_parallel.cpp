@@ -43,7 +43,6 @@ std::vector<torch::Tensor> saved_parameters(const std::string& dir) {
   return out;
 }
 
-
 }  // namespace
 
 TEST_CASE("2 ranks with global batch B train like 1 process with batch B", "[torch][ddp][gloo]") {

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "catch.hpp"
+#include "cli/run.hpp"
 #include "common/configs.hpp"
 #include "tidemark/core/error.hpp"
 #include "tidemark/core/files.hpp"
@@ -16,12 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  auto dir = fs::path(TIDEMARK_BINARY_DIR) / "test-scratch" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir.parent_path());
-  return dir.string();
-}
+// A state directory that does not exist yet, as save_training_state finds it on a first save.
+std::string fresh_dir(const std::string& name) { return tidemark::testing::scratch_dir(name) + "/state"; }
 
 std::vector<double> losses(Trainer& t) {
   std::vector<double> out;
